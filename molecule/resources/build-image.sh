@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Build a Debian systemd image for Molecule without a registry: debootstrap a
+# minimal rootfs and `docker import` it. Skips when the image already exists.
+# Usage: build-image.sh SUITE IMAGE   (e.g. bullseye flaskstack/systemd:debian11)
+set -euo pipefail
+
+suite=${1:?suite, e.g. bullseye}
+image=${2:?image name, e.g. flaskstack/systemd:debian11}
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+
+if docker image inspect "$image" >/dev/null 2>&1; then
+  echo "image: $image present, not rebuilt"
+  exit 0
+fi
+
+if ! command -v debootstrap >/dev/null 2>&1; then
+  apt-get update -qq || echo "image: apt-get update reported errors; trying the install anyway" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
+
+rootfs=$(mktemp -d "/var/tmp/flaskstack-rootfs-$suite.XXXXXX")
+trap 'rm -rf "$rootfs"' EXIT
+
+echo "image: debootstrap $suite (about a minute)"
+debootstrap --variant=minbase \
+  --include=systemd,systemd-sysv,python3,python3-apt,sudo,ca-certificates,iproute2,dbus,procps \
+  "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || { tail -n 30 "$rootfs.log" >&2; exit 1; }
+rm -f "$rootfs.log"
+
+cat >"$rootfs/etc/apt/sources.list" <<SOURCES
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb $security_mirror $suite-security main
+SOURCES
+
+# Trust the CAs this host trusts, so pip inside the container passes a
+# TLS-inspecting egress the same way the host does.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+  chroot "$rootfs" update-ca-certificates >/dev/null
+fi
+# pip from PyPI ignores the system store unless told.
+printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$rootfs/etc/pip.conf"
+
+# A container has no consoles, and apt timers would take the dpkg lock mid-converge.
+rm -f "$rootfs/etc/systemd/system/getty.target.wants/getty@tty1.service" \
+      "$rootfs"/etc/systemd/system/timers.target.wants/*.timer \
+      "$rootfs/etc/systemd/system/timers.target.wants/e2scrub_reap.service" \
+      "$rootfs/etc/systemd/system/default.target.wants/e2scrub_reap.service"
+chroot "$rootfs" apt-get clean
+rm -rf "$rootfs"/var/lib/apt/lists/*
+: >"$rootfs/etc/machine-id"
+
+tar -C "$rootfs" -c . | docker import \
+  --change 'ENV container=docker' \
+  --change 'CMD ["/sbin/init"]' - "$image" >/dev/null
+echo "image: built $image"

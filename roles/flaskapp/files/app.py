@@ -1,0 +1,75 @@
+"""The write-up's todo app, hardened.
+
+Same endpoints and response shapes as the original; SQL takes no text from the
+URL (the sleep length is a checked number passed as a bound parameter), bad
+input and an unreachable database give JSON errors, and the credentials come
+from the environment systemd loads from a root-only file.
+"""
+import os
+import re
+
+from flask import Flask, jsonify
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+SLEEP_MAX_SECONDS = float(os.environ.get("FLASKAPP_SLEEP_MAX_SECONDS", "60"))
+# Digits with an optional fraction: no sign, exponent, NaN or infinity.
+SECONDS_PATTERN = re.compile(r"[0-9]{1,6}(\.[0-9]{1,3})?")
+
+engine = create_engine(
+    URL.create(
+        "mysql+pymysql",
+        username=os.environ["FLASKAPP_DB_USER"],
+        password=os.environ["FLASKAPP_DB_PASSWORD"],
+        host=os.environ.get("FLASKAPP_DB_HOST", "127.0.0.1"),
+        port=int(os.environ.get("FLASKAPP_DB_PORT", "5555")),
+        database=os.environ.get("FLASKAPP_DB_NAME", "test"),
+    ),
+    pool_size=int(os.environ.get("FLASKAPP_DB_POOL_SIZE", "1")),
+    pool_recycle=int(os.environ.get("FLASKAPP_DB_POOL_RECYCLE", "-1")),
+    pool_pre_ping=True,
+    connect_args={"connect_timeout": int(os.environ.get("FLASKAPP_DB_CONNECT_TIMEOUT", "5"))},
+)
+
+app = Flask(__name__)
+
+
+def error(status, message):
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+@app.errorhandler(HTTPException)
+def http_error(exc):
+    return error(exc.code, exc.description)
+
+
+@app.errorhandler(SQLAlchemyError)
+def database_error(exc):
+    app.logger.warning("database error: %s", exc.__class__.__name__)
+    return error(503, "database unavailable")
+
+
+@app.get("/")
+def welcome():
+    return "Welcome!\n"
+
+
+@app.get("/todos")
+def list_todos():
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, item, status FROM todos"))
+        return {row.id: {"item": row.item, "status": row.status} for row in rows}
+
+
+@app.get("/sleep/<s>")
+def slow_query(s):
+    if not SECONDS_PATTERN.fullmatch(s) or float(s) > SLEEP_MAX_SECONDS:
+        return error(400, f"s must be a number from 0 to {SLEEP_MAX_SECONDS:g}")
+    seconds = float(s)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT SLEEP(:seconds)"), {"seconds": seconds})
+    return {"slept": int(seconds) if seconds.is_integer() else seconds}
