@@ -66,7 +66,8 @@ test: lint unit molecule
 demo: collections images
 	@docker rm -f $(DEMO_CONTAINER) >/dev/null 2>&1 || true
 	docker run -d --name $(DEMO_CONTAINER) --hostname stack1 $(DOCKER_SYSTEMD_FLAGS) $(DEMO_IMAGE) >/dev/null
-	ansible-playbook playbooks/site.yml -e ansible_connection=community.docker.docker -e ansible_host=$(DEMO_CONTAINER)
+	ansible-playbook playbooks/site.yml \
+	    -e ansible_connection=community.docker.docker -e ansible_host=$(DEMO_CONTAINER) -e ansible_user=root
 	@echo; echo "=== The stack on $(DEMO_CONTAINER): gunicorn -> HAProxy -> MySQL"
 	@docker exec $(DEMO_CONTAINER) flaskstack-status
 	@echo; echo "Look around:   docker exec -it $(DEMO_CONTAINER) bash"

@@ -9,7 +9,10 @@ image=${2:?image name, e.g. flaskstack/systemd:debian11}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
-if docker image inspect "$image" >/dev/null 2>&1; then
+# Images carry the hash of this script: a changed recipe rebuilds them.
+recipe=$(sha256sum "$0" | cut -c1-12)
+built=$(docker image inspect --format '{{ index .Config.Labels "flaskstack.recipe" }}' "$image" 2>/dev/null || true)
+if [ "$built" = "$recipe" ]; then
   echo "image: $image present, not rebuilt"
   exit 0
 fi
@@ -50,9 +53,12 @@ rm -f "$rootfs/etc/systemd/system/getty.target.wants/getty@tty1.service" \
       "$rootfs/etc/systemd/system/default.target.wants/e2scrub_reap.service"
 chroot "$rootfs" apt-get clean
 rm -rf "$rootfs"/var/lib/apt/lists/*
+# Empty lists are stale lists: date them so apt's cache_valid_time updates them.
+touch -d @0 "$rootfs/var/lib/apt/lists"
 : >"$rootfs/etc/machine-id"
 
 tar -C "$rootfs" -c . | docker import \
   --change 'ENV container=docker' \
+  --change "LABEL flaskstack.recipe=$recipe" \
   --change 'CMD ["/sbin/init"]' - "$image" >/dev/null
 echo "image: built $image"

@@ -1,10 +1,15 @@
 """The single-host stack, proven through its real parts: systemd, HAProxy,
 MySQL and HTTP through gunicorn."""
+import sys
 import threading
 import time
 
 import pytest
-from conftest import recap
+from conftest import PROJECT, recap
+
+ROLE = PROJECT / "roles" / "flaskapp"
+sys.path.insert(0, str(ROLE / "filter_plugins"))
+from requirements import pins_for_python  # noqa: E402
 
 APP_PORTS = (8000, 8001)
 EXPECTED_TODOS = {
@@ -32,18 +37,18 @@ def test_haproxy_accepts_the_deployed_config(host):
 
 
 def test_haproxy_config_is_the_layer4_listener_of_the_original(host):
-    config = host.file("/etc/haproxy/haproxy.cfg").content_string
+    config = {line.strip() for line in host.file("/etc/haproxy/haproxy.cfg").content_string.splitlines()}
     for line in ("maxconn 100", "stats socket /run/haproxy/admin.sock mode 660 level admin expose-fd listeners",
                  "timeout connect 5s", "timeout client 300s", "timeout server 300s",
                  "listen msyql", "bind 127.0.0.1:5555", "mode tcp", "option srvtcpka",
                  "balance roundrobin", "server mysql1 127.0.0.1:3306 maxconn 10"):
-        assert f"    {line}\n" in config, line
+        assert line in config, line
 
 
 def test_root_of_each_instance_says_welcome(http):
     for port in APP_PORTS:
         response = http("/", port)
-        assert (response.status, response.body) == (200, "Welcome!"), port
+        assert (response.status, response.body) == (200, "Welcome!\n"), port
 
 
 def test_todos_come_through_each_instance(http):
@@ -105,6 +110,16 @@ def test_password_lives_only_in_the_root_only_env_file(host):
     cmdlines = host.check_output("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' || true")
     assert password not in cmdlines
     assert password not in host.file("/opt/flaskapp/app/app.py").content_string
+
+
+def test_virtualenv_holds_the_pins_for_the_hosts_python(host):
+    python = host.check_output("/opt/flaskapp/venv/bin/python -c %s",
+                               "import platform; print(platform.python_version())")
+    expected = pins_for_python((ROLE / "files" / "requirements.txt").read_text(), python)
+    installed = {line.lower() for line in host.check_output("/opt/flaskapp/venv/bin/pip freeze").splitlines()}
+    assert len(expected) == 6
+    for pin in expected:
+        assert pin.lower() in installed, pin
 
 
 def test_gunicorn_runs_as_the_apps_own_user(host):
