@@ -1,5 +1,7 @@
-"""Fixtures for talking to the stack on a test host: HTTP through gunicorn, SQL
-through HAProxy or straight to MySQL, and the playbook itself."""
+"""Helpers and fixtures for talking to the stack on a test host: HTTP through
+gunicorn, SQL through HAProxy or straight to MySQL, HAProxy's admin socket,
+systemd, and the playbook itself. Plain functions take the testinfra host, so
+module-scoped fixtures can use them too."""
 import json
 import os
 import pathlib
@@ -10,6 +12,9 @@ import pytest
 
 PROJECT = pathlib.Path(__file__).resolve().parents[3]
 APP_ENV_FILE = "/etc/flaskapp/flaskapp.env"
+HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
+STATS_SOCKET = "/run/haproxy/admin.sock"
+APP_PORTS = (8000, 8001)
 
 
 class Response:
@@ -20,63 +25,72 @@ class Response:
         return json.loads(self.body)
 
 
-@pytest.fixture
-def http(host):
-    """GET a path from one gunicorn instance; returns status, body and seconds."""
-
-    def get(path, port=8000, method="GET"):
-        out = host.check_output(
-            "curl -sS -X %s -w '\\n%%{http_code} %%{time_total}' http://127.0.0.1:%s%s",
-            method, str(port), path)
-        body, _, tail = out.rpartition("\n")
-        status, seconds = tail.split()
-        return Response(int(status), body, float(seconds))
-
-    return get
+def http_get(host, path, port=8000, method="GET"):
+    """One request to a gunicorn instance, made on the host with curl."""
+    out = host.check_output(
+        "curl -sS -X %s -w '\\n%%{http_code} %%{time_total}' http://127.0.0.1:%s%s",
+        method, str(port), path)
+    body, _, tail = out.rpartition("\n")
+    status, seconds = tail.split()
+    return Response(int(status), body, float(seconds))
 
 
-def _mysql(host, query, *client_args):
+def root_sql_run(host, query):
+    """SQL as MySQL's root over the unix socket, as an operator would."""
+    return host.check_output("mysql --batch --skip-column-names -e %s", query)
+
+
+def app_sql_run(host, query, port=5555):
+    """SQL as the app's account through HAProxy. The password is read on the host
+    from the app's root-only environment file and handed to the client in its
+    environment, never on a command line."""
+    return host.run(
+        "set -a; . %s; MYSQL_PWD=\"$FLASKAPP_DB_PASSWORD\" "
+        "mysql --batch --skip-column-names -h 127.0.0.1 -P %s -u \"$FLASKAPP_DB_USER\" -e %s",
+        APP_ENV_FILE, str(port), query)
+
+
+def haproxy_command(host, command):
+    """Send one command to HAProxy's admin socket and return its answer."""
     return host.check_output(
-        "mysql --batch --skip-column-names %s -e %s", " ".join(client_args), query)
+        "python3 -c %s %s %s",
+        "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+        "s.sendall(sys.argv[2].encode()+b'\\n'); "
+        "sys.stdout.write(b''.join(iter(lambda: s.recv(65536), b'')).decode())",
+        STATS_SOCKET, command)
 
 
-@pytest.fixture
-def root_sql(host):
-    """Run SQL as MySQL's root over the unix socket, as an operator would."""
-    return lambda query: _mysql(host, query)
+def haproxy_stats(host):
+    """`show stat`, as {(proxy, server): {column: value}}."""
+    lines = haproxy_command(host, "show stat").splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    rows = (dict(zip(header, line.split(","))) for line in lines[1:] if line)
+    return {(row["pxname"], row["svname"]): row for row in rows}
 
 
-@pytest.fixture
-def app_sql(host):
-    """Run SQL as the app's account through HAProxy. The password is read inside
-    the host from the app's root-only environment file and passed to the client
-    in its environment, never on a command line."""
-
-    def run(query, port=5555):
-        return host.check_output(
-            "set -a; . %s; MYSQL_PWD=\"$FLASKAPP_DB_PASSWORD\" "
-            "mysql --batch --skip-column-names -h 127.0.0.1 -P %s -u \"$FLASKAPP_DB_USER\" -e %s",
-            APP_ENV_FILE, str(port), query)
-
-    return run
+def main_pid_of(host, unit):
+    return int(host.check_output("systemctl show -p MainPID --value %s", unit))
 
 
-@pytest.fixture
-def mysql_service(host):
+def mysql_unit(host):
     return "mysql" if host.system_info.distribution == "ubuntu" else "mariadb"
 
 
-@pytest.fixture(scope="session")
-def playbook():
+def run_playbook(*args):
     """Run playbooks/site.yml against the scenario's inventory, as molecule does."""
     inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    return subprocess.run(
+        ["ansible-playbook", "-i", inventory, str(PROJECT / "playbooks" / "site.yml"), *args],
+        capture_output=True, text=True, check=False)
 
-    def run(*args):
-        return subprocess.run(
-            ["ansible-playbook", "-i", inventory, str(PROJECT / "playbooks" / "site.yml"), *args],
-            capture_output=True, text=True, check=False)
 
-    return run
+def rerun_on(host, *args, **extra_vars):
+    """Rerun the playbook on this test host only, with extra variables:
+    rerun_on(host, "--tags", "haproxy", haproxy_server_maxconn=3)."""
+    extra = []
+    for key, value in extra_vars.items():
+        extra += ["-e", f"{key}={value}"]
+    return run_playbook("--limit", host.backend.get_hostname(), *args, *extra)
 
 
 def recap(output, hostname):
@@ -84,3 +98,53 @@ def recap(output, hostname):
     match = re.search(rf"^{re.escape(hostname)}\s+:\s+(.*)$", output, re.MULTILINE)
     assert match, f"no PLAY RECAP line for {hostname}:\n{output[-3000:]}"
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def changed_tasks(output):
+    """Names of the tasks and handlers that reported a change, in order."""
+    changed, current = [], None
+    for line in output.splitlines():
+        match = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\]", line)
+        if match:
+            current = match.group(1)
+        elif line.startswith("changed:") and current not in changed:
+            changed.append(current)
+    return changed
+
+
+def failure_text(result):
+    return f"rc={result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+
+
+@pytest.fixture
+def http(host):
+    return lambda path, port=8000, method="GET": http_get(host, path, port, method)
+
+
+@pytest.fixture
+def root_sql(host):
+    return lambda query: root_sql_run(host, query)
+
+
+@pytest.fixture
+def app_sql(host):
+    def run(query, port=5555):
+        result = app_sql_run(host, query, port)
+        assert result.rc == 0, result.stderr
+        return result.stdout
+    return run
+
+
+@pytest.fixture
+def rerun(host):
+    return lambda *args, **extra_vars: rerun_on(host, *args, **extra_vars)
+
+
+@pytest.fixture
+def main_pid(host):
+    return lambda unit: main_pid_of(host, unit)
+
+
+@pytest.fixture
+def mysql_service(host):
+    return mysql_unit(host)

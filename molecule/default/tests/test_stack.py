@@ -5,13 +5,12 @@ import threading
 import time
 
 import pytest
-from conftest import PROJECT, recap
+from conftest import APP_PORTS, PROJECT, changed_tasks, failure_text, recap
 
 ROLE = PROJECT / "roles" / "flaskapp"
 sys.path.insert(0, str(ROLE / "filter_plugins"))
 from requirements import pins_for_python  # noqa: E402
 
-APP_PORTS = (8000, 8001)
 EXPECTED_TODOS = {
     "1": {"item": "task1", "status": "pending"},
     "2": {"item": "task2", "status": "done"},
@@ -128,8 +127,51 @@ def test_gunicorn_runs_as_the_apps_own_user(host):
         assert host.check_output("ps -o user= -p %s", pid) == "flaskapp"
 
 
-def test_check_mode_on_the_converged_host_reports_no_changes(host, playbook):
-    hostname = host.backend.get_hostname()
-    result = playbook("--check", "--diff", "--limit", hostname)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert recap(result.stdout, hostname)["changed"] == 0, result.stdout[-5000:]
+def test_check_mode_on_the_converged_host_reports_no_changes(host, rerun):
+    result = rerun("--check", "--diff")
+    assert result.returncode == 0, failure_text(result)
+    assert recap(result.stdout, host.backend.get_hostname())["changed"] == 0, failure_text(result)
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("haproxy_server_maxconn", "abc"),
+    ("haproxy_global_maxconn", "0"),
+    ("mysql_port", "70000"),
+    ("flaskapp_db_pool_size", "-1"),
+])
+def test_bad_variable_stops_the_run_before_any_change(host, rerun, variable, value):
+    result = rerun(**{variable: value})
+    assert result.returncode != 0, failure_text(result)
+    assert variable in result.stdout, failure_text(result)
+    counters = recap(result.stdout, host.backend.get_hostname())
+    assert (counters["changed"], counters["failed"]) == (0, 1), failure_text(result)
+    # It failed in the preflight play, before any role ran.
+    assert "PLAY [Provision" not in result.stdout, failure_text(result)
+
+
+def test_rerun_keeps_rows_users_changed(root_sql, rerun):
+    root_sql("UPDATE test.todos SET status = 'changed by a user' WHERE id = 1")
+    try:
+        result = rerun("--tags", "mysql")
+        assert result.returncode == 0, failure_text(result)
+        assert changed_tasks(result.stdout) == [], failure_text(result)
+        assert root_sql("SELECT status FROM test.todos WHERE id = 1") == "changed by a user"
+        assert root_sql("SELECT COUNT(*) FROM test.todos") == "2"
+    finally:
+        root_sql("UPDATE test.todos SET status = 'pending' WHERE id = 1")
+
+
+def test_a_changed_app_file_is_restored_and_restarts_only_the_app(host, http, rerun, main_pid, mysql_service):
+    pids = {unit: main_pid(unit) for unit in (mysql_service, "haproxy", "flaskapp@8000", "flaskapp@8001")}
+    host.check_output("echo '# local edit' >> /opt/flaskapp/app/app.py")
+    result = rerun("--tags", "flaskapp")
+    assert result.returncode == 0, failure_text(result)
+    assert changed_tasks(result.stdout) == ["flaskapp : Copy the app", "flaskapp : Restart the app"], failure_text(result)
+    assert "# local edit" not in host.file("/opt/flaskapp/app/app.py").content_string
+    for unit, pid in pids.items():
+        if unit.startswith("flaskapp@"):
+            assert main_pid(unit) != pid, unit
+        else:
+            assert main_pid(unit) == pid, unit
+    for port in APP_PORTS:
+        assert http("/todos", port).status == 200
