@@ -75,7 +75,8 @@ demo: collections images
 	@echo "Tear it down:  make demo-destroy"
 
 demo-destroy:
-	docker rm -f $(DEMO_CONTAINER)
+	@docker rm -f $(DEMO_CONTAINER) >/dev/null 2>&1 || true
+	@echo "demo container $(DEMO_CONTAINER) removed"
 
 clean: demo-destroy
 	molecule destroy || true

@@ -76,20 +76,24 @@ def mysql_unit(host):
     return "mysql" if host.system_info.distribution == "ubuntu" else "mariadb"
 
 
-def run_playbook(*args):
-    """Run playbooks/site.yml against the scenario's inventory, as molecule does."""
-    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+def run_playbook(*args, inventory=None):
+    """Run playbooks/site.yml, by default against the scenario's inventory as molecule does."""
+    inventory = inventory or os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    # Plain text, whatever the caller's settings (molecule forces colour on).
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
     return subprocess.run(
         ["ansible-playbook", "-i", inventory, str(PROJECT / "playbooks" / "site.yml"), *args],
-        capture_output=True, text=True, check=False)
+        capture_output=True, text=True, check=False, env=env)
 
 
 def rerun_on(host, *args, **extra_vars):
     """Rerun the playbook on this test host only, with extra variables:
-    rerun_on(host, "--tags", "haproxy", haproxy_server_maxconn=3)."""
+    rerun_on(host, "--tags", "haproxy", haproxy_server_maxconn=3). Plain words go
+    as key=value, as operators type them; anything else as JSON."""
     extra = []
     for key, value in extra_vars.items():
-        extra += ["-e", f"{key}={value}"]
+        plain = isinstance(value, str) and value and not re.search(r"\s", value)
+        extra += ["-e", f"{key}={value}" if plain else json.dumps({key: value})]
     return run_playbook("--limit", host.backend.get_hostname(), *args, *extra)
 
 
@@ -110,6 +114,16 @@ def changed_tasks(output):
         elif line.startswith("changed:") and current not in changed:
             changed.append(current)
     return changed
+
+
+def failure_message(result):
+    """What Ansible said of the failed task: from its first `fatal:`/`failed:` line
+    on. Molecule sends failures to stderr, a plain run to stdout: read both."""
+    for stream in (result.stdout, result.stderr):
+        match = re.search(r"^(fatal|failed): \[.*", stream, re.MULTILINE | re.DOTALL)
+        if match:
+            return match.group(0)
+    return ""
 
 
 def failure_text(result):

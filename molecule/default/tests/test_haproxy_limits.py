@@ -9,8 +9,8 @@ import time
 
 import pytest
 from conftest import (APP_PORTS, HAPROXY_CONFIG, STATS_SOCKET, app_sql_run, changed_tasks,
-                      failure_text, haproxy_stats, http_get, main_pid_of, mysql_unit, rerun_on,
-                      root_sql_run)
+                      failure_message, failure_text, haproxy_stats, http_get, main_pid_of, mysql_unit,
+                      rerun_on, root_sql_run)
 
 LOAD_SCRIPT = (pathlib.Path(__file__).parent / "concurrent_sleeps.py").read_text()
 SLEEP_SECONDS = 2
@@ -107,7 +107,7 @@ def test_rerun_with_a_new_limit_changes_only_the_config_and_reloads(live_reconfi
     rerun = live_reconfigure["rerun"]
     assert rerun.returncode == 0, failure_text(rerun)
     assert changed_tasks(rerun.stdout) == HAPROXY_ONLY, failure_text(rerun)
-    assert "server mysql1 127.0.0.1:3306 maxconn 5\n" in live_reconfigure["config_during"]
+    assert "server mysql1 127.0.0.1:3306 maxconn 5 check inter 2s\n" in live_reconfigure["config_during"]
 
 
 def test_rerun_leaves_mysql_gunicorn_and_the_haproxy_master_running(live_reconfigure):
@@ -137,7 +137,8 @@ def test_config_haproxy_rejects_is_never_applied(host):
     result = rerun_on(host, "--tags", "haproxy", haproxy_bind_address="256.0.0.1")
     assert result.returncode != 0, failure_text(result)
     # HAProxy's own verdict, from `haproxy -c`, is in the failure.
-    assert "[ALERT]" in result.stdout and "256.0.0.1" in result.stdout, failure_text(result)
+    message = failure_message(result)
+    assert "[ALERT]" in message and "256.0.0.1" in message, failure_text(result)
     assert "Reload HAProxy" not in result.stdout
     assert host.file(HAPROXY_CONFIG).content_string == config
     assert main_pid_of(host, "haproxy") == pid
@@ -147,7 +148,7 @@ def test_config_haproxy_rejects_is_never_applied(host):
 def test_stats_socket_shows_connections_and_queue(host):
     stats = haproxy_stats(host)
     server = stats[("msyql", "mysql1")]
-    assert (server["slim"], server["qcur"]) == ("10", "0")
+    assert (server["status"], server["slim"], server["qcur"]) == ("UP", "10", "0")
     assert {"scur", "smax", "qmax"} <= server.keys()
     socket_file = host.file(STATS_SOCKET)
     assert socket_file.is_socket

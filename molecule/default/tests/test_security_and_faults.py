@@ -1,0 +1,264 @@
+"""Bad input is refused, secrets stay out of sight, privileges and exposure are
+minimal, and the stack recovers from faults by itself: each proven through the
+real stack."""
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+from conftest import (APP_ENV_FILE, APP_PORTS, PROJECT, failure_message, failure_text, haproxy_stats,
+                      http_get, main_pid_of, mysql_unit, recap, run_playbook)
+
+
+def wait_for(predicate, timeout, interval=0.5):
+    """Seconds until predicate() held, or None if it did not within timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval)
+    return None
+
+
+def todos_status(host, port=8000):
+    """HTTP status of /todos, 0 while nothing answers on the port (for polling)."""
+    result = host.run("curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%s/todos", str(port))
+    return int(result.stdout or 0)
+
+
+# --- Bad input to the playbook ---------------------------------------------------
+
+@pytest.mark.parametrize("variable, value", [
+    ("haproxy_server_maxconn", "abc"),
+    ("haproxy_global_maxconn", "0"),
+    ("haproxy_bind_port", "70000"),
+    ("mysql_port", "0"),
+    ("haproxy_balance", "fastest"),
+    ("mysql_app_password", ""),
+    ("haproxy_backend_servers", []),
+    ("haproxy_listen_name", "my sql"),
+    ("flaskapp_db_pool_size", "-1"),
+    ("flaskapp_ports", [8000, 70000]),
+])
+def test_bad_variable_stops_the_run_before_any_change(host, rerun, variable, value):
+    result = rerun(**{variable: value})
+    assert result.returncode != 0, failure_text(result)
+    assert variable in failure_message(result), failure_text(result)
+    counters = recap(result.stdout, host.backend.get_hostname())
+    assert (counters["changed"], counters["failed"]) == (0, 1), failure_text(result)
+    # It failed in the first play, which checks every role's input, before any role ran.
+    assert "PLAY [Provision" not in result.stdout, failure_text(result)
+
+
+def test_unsupported_platform_is_refused_before_any_change(tmp_path):
+    """A Debian 13 host (a Debian 12 container that says it is 13) is refused."""
+    container = "flaskstack-unsupported-platform"
+    subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+    subprocess.run(["docker", "run", "-d", "--name", container, "flaskstack/systemd:debian12",
+                    "sleep", "600"], capture_output=True, check=True)
+    try:
+        subprocess.run(["docker", "exec", container, "sh", "-c",
+                        "echo 13.1 > /etc/debian_version && "
+                        "sed -i 's/^VERSION_ID=.*/VERSION_ID=\"13\"/; s/^VERSION_CODENAME=.*/VERSION_CODENAME=trixie/'"
+                        " /usr/lib/os-release"], check=True)
+        (tmp_path / "hosts.yml").write_text(json.dumps({"all": {
+            "hosts": {"newer": {"ansible_connection": "community.docker.docker", "ansible_host": container}},
+            "children": {group: {"hosts": {"newer": None}} for group in ("mysql", "haproxy", "flaskapp")}}}))
+        (tmp_path / "group_vars").symlink_to(PROJECT / "inventory" / "single-host" / "group_vars")
+        result = run_playbook(inventory=str(tmp_path))
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+    assert result.returncode != 0, failure_text(result)
+    assert "Unsupported platform Debian-13" in failure_message(result), failure_text(result)
+    assert recap(result.stdout, "newer")["changed"] == 0, failure_text(result)
+    assert "PLAY [Provision" not in result.stdout, failure_text(result)
+
+
+# --- Bad input to the app -----------------------------------------------------------
+
+HOSTILE_SECONDS = [
+    "-1", "61", "1e3", "nan", "NaN", "inf", "0x10", "1.5.5", " 1", "1 ",
+    "1);DROP TABLE test.todos;--",
+    "1) OR SLEEP(5", "1%29%3BDROP%20TABLE%20test.todos%3B--",  # encoded once more on the wire
+    "%31", "１",  # fullwidth digit one
+    "9" * 3000,
+]
+
+
+def test_sleep_refuses_hostile_input_without_running_sql(host, root_sql):
+    def selects():
+        return int(root_sql("SHOW GLOBAL STATUS LIKE 'Com_select'").split()[1])
+
+    before = selects()
+    for seconds in HOSTILE_SECONDS:
+        response = http_get(host, "/sleep/" + urllib.parse.quote(seconds, safe=""))
+        assert response.status in (400, 404), (seconds[:40], response.status, response.body[:200])
+        assert "error" in response.json(), seconds[:40]
+    # Encoded slashes and dots change the route, never reach SQL either.
+    for path in ("/sleep/1%2F..%2F..%2Ftodos", "/sleep/", "/sleep/1/2"):
+        response = http_get(host, path)
+        assert response.status == 404 and "error" in response.json(), path
+    assert selects() == before, "a refused request ran a SELECT"
+    assert root_sql("SELECT COUNT(*) FROM test.todos") == "2"
+
+
+def test_unknown_routes_are_json_404(http):
+    response = http("/nope")
+    assert response.status == 404
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_other_methods_are_json_405(http, method):
+    response = http("/todos", method=method)
+    assert response.status == 405
+    assert "error" in response.json()
+
+
+# --- Secrets ----------------------------------------------------------------------
+
+def deployed_password(host):
+    return host.check_output("set -a; . %s; printf %%s \"$FLASKAPP_DB_PASSWORD\"", APP_ENV_FILE)
+
+
+def test_vaulted_password_converges_and_is_never_printed(host, rerun, app_sql):
+    vaulted = "Vaulted-" + os.urandom(12).hex()
+    with tempfile.TemporaryDirectory() as tmp:
+        vault_pass, vars_file = pathlib.Path(tmp, "vault-pass"), pathlib.Path(tmp, "vault.yml")
+        vault_pass.write_text(os.urandom(16).hex())
+        vars_file.write_text(f"vault_flaskstack_db_password: {vaulted}\n")
+        subprocess.run(["ansible-vault", "encrypt", "--vault-password-file", str(vault_pass), str(vars_file)],
+                       capture_output=True, check=True)
+        assert vaulted not in vars_file.read_text()
+        result = rerun("-v", "--diff", "-e", f"@{vars_file}", "--vault-password-file", str(vault_pass))
+    try:
+        assert result.returncode == 0, failure_text(result)
+        assert vaulted not in result.stdout + result.stderr
+        assert deployed_password(host) == vaulted
+        for port in APP_PORTS:
+            assert todos_status(host, port) == 200
+        assert app_sql("SELECT COUNT(*) FROM test.todos").strip() == "2"
+    finally:
+        restored = rerun()
+        assert restored.returncode == 0, failure_text(restored)
+    assert deployed_password(host) != vaulted
+    assert todos_status(host) == 200
+
+
+def test_password_is_only_in_the_root_only_env_file(host):
+    env_file = host.file(APP_ENV_FILE)
+    assert (env_file.user, env_file.group, env_file.mode) == ("root", "root", 0o600)
+    assert host.file(os.path.dirname(APP_ENV_FILE)).mode == 0o700
+    found = host.run("set -a; . %s; grep -rlsF -- \"$FLASKAPP_DB_PASSWORD\" "
+                     "/etc /opt /var /root /home /tmp /run /srv /usr/local", APP_ENV_FILE)
+    assert found.stdout.split() == [APP_ENV_FILE]
+
+
+def test_password_is_not_on_any_command_line(host):
+    password = deployed_password(host)
+    assert len(password) >= 16
+    command_lines = host.check_output("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' || true")
+    assert "gunicorn" in command_lines
+    assert password not in command_lines
+    assert password not in host.check_output("ps -eo args")
+
+
+# --- Least privilege and exposure --------------------------------------------------
+
+def test_app_account_has_exactly_the_configured_grants(root_sql):
+    for account in ("'haproxy_user'@'localhost'", "'haproxy_user'@'127.0.0.1'"):
+        grants = [line.split(" TO ")[0] for line in root_sql(f"SHOW GRANTS FOR {account}").splitlines()]
+        assert grants == ["GRANT USAGE ON *.*", "GRANT SELECT ON `test`.*"], (account, grants)
+    # No account for any host but HAProxy's.
+    assert root_sql("SELECT Host FROM mysql.user WHERE User = 'haproxy_user' ORDER BY Host").split() == \
+        ["127.0.0.1", "localhost"]
+
+
+def test_gunicorn_runs_sandboxed_and_unprivileged(host):
+    for port in APP_PORTS:
+        unit = f"flaskapp@{port}"
+        properties = dict(line.split("=", 1) for line in host.check_output(
+            "systemctl show -p User -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp "
+            "-p PrivateDevices %s", unit).splitlines())
+        assert properties == {"User": "flaskapp", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                              "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes"}, unit
+        pid = main_pid_of(host, unit)
+        status = host.file(f"/proc/{pid}/status").content_string
+        assert "\nNoNewPrivs:\t1\n" in status
+        uid = int(status.split("\nUid:\t")[1].split()[0])
+        assert uid != 0 and host.user("flaskapp").uid == uid
+        assert host.user("flaskapp").shell == "/usr/sbin/nologin"
+        # Its code and virtualenv are root's: the app cannot change them.
+        assert host.file("/opt/flaskapp/app/app.py").user == "root"
+        assert http_get(host, "/todos", port).status == 200
+
+
+# --- Faults, each recovered without rerunning the playbook ---------------------------
+
+def test_killed_gunicorn_master_is_restarted_by_systemd(host):
+    unit, port = f"flaskapp@{APP_PORTS[0]}", APP_PORTS[0]
+    pid = main_pid_of(host, unit)
+    host.check_output("kill -9 %s", str(pid))
+    recovered = wait_for(lambda: main_pid_of(host, unit) not in (0, pid) and todos_status(host, port) == 200, 10)
+    print(f"\n[{host.backend.get_hostname()}] {unit} killed with SIGKILL: answering again after {recovered}s")
+    assert recovered is not None, "no answer within 10 s"
+
+
+def test_app_survives_a_mysql_restart(host):
+    for port in APP_PORTS:
+        assert todos_status(host, port) == 200  # pooled connections are open
+    host.check_output("systemctl restart %s", mysql_unit(host))
+    # The pool tests each connection before use and replaces the dead ones.
+    for port in APP_PORTS:
+        response = http_get(host, "/todos", port)
+        assert response.status == 200, response.body
+
+
+def outage(host, unit, marked_down=None, marked_up=None):
+    """Stop a unit under the running app and see how the app answers (and, if
+    given, how long until HAProxy marks the server down); start it again and see
+    how long until every instance answers (and HAProxy marks it up)."""
+    record = {}
+    host.check_output("systemctl stop %s", unit)
+    try:
+        record["during"] = http_get(host, "/todos")
+        if marked_down:
+            record["marked_down_after"] = wait_for(lambda: marked_down(host), 15)
+    finally:
+        host.check_output("systemctl start %s", unit)
+    record["recovered_after"] = wait_for(
+        lambda: all(todos_status(host, port) == 200 for port in APP_PORTS)
+        and (marked_up is None or marked_up(host)), 20)
+    return record
+
+
+def mysql_server_status(host):
+    return haproxy_stats(host)[("msyql", "mysql1")]["status"]
+
+
+def test_mysql_down_gives_a_quick_503_and_haproxy_marks_it_down(host):
+    record = outage(host, mysql_unit(host),
+                    marked_down=lambda h: mysql_server_status(h) == "DOWN",
+                    marked_up=lambda h: mysql_server_status(h) == "UP")
+    during = record["during"]
+    print(f"\n[{host.backend.get_hostname()}] MySQL stopped: /todos {during.status} in {during.seconds:.2f}s; "
+          f"HAProxy marked it DOWN after {record['marked_down_after']}s; "
+          f"all instances 200 and server UP again {record['recovered_after']}s after the start")
+    assert during.status == 503 and during.json() == {"error": "database unavailable"}
+    assert during.seconds < 10
+    assert record["marked_down_after"] is not None, "HAProxy's check did not mark MySQL DOWN in 15 s"
+    assert record["recovered_after"] is not None, "no recovery within 20 s of MySQL's start"
+
+
+def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(host):
+    record = outage(host, "haproxy")
+    during = record["during"]
+    print(f"\n[{host.backend.get_hostname()}] HAProxy stopped: /todos {during.status} in {during.seconds:.2f}s; "
+          f"all instances 200 again {record['recovered_after']}s after the start")
+    assert during.status == 503 and during.json() == {"error": "database unavailable"}
+    assert during.seconds < 10
+    assert record["recovered_after"] is not None, "no recovery within 20 s of HAProxy's start"
