@@ -10,8 +10,8 @@ import time
 import urllib.parse
 
 import pytest
-from conftest import (APP_ENV_FILE, APP_PORTS, PROJECT, failure_message, failure_text, haproxy_stats,
-                      http_get, main_pid_of, mysql_unit, recap, run_playbook)
+from conftest import (APP_ENV_FILE, APP_PORTS, PROJECT, app_sql_run, changed_tasks, failure_message,
+                      failure_text, haproxy_stats, http_get, main_pid_of, mysql_unit, recap, run_playbook)
 
 
 def wait_for(predicate, timeout, interval=0.5):
@@ -176,6 +176,26 @@ def test_app_account_has_exactly_the_configured_grants(root_sql):
     # No account for any host but HAProxy's.
     assert root_sql("SELECT Host FROM mysql.user WHERE User = 'haproxy_user' ORDER BY Host").split() == \
         ["127.0.0.1", "localhost"]
+
+
+def test_the_originals_grant_all_is_opt_in_idempotent_and_reversible(host, rerun):
+    def app_reads_mysql_user_table():
+        return app_sql_run(host, "SELECT COUNT(*) FROM mysql.user").rc == 0
+
+    assert not app_reads_mysql_user_table()
+    try:
+        granted = rerun("--tags", "mysql", mysql_app_grant_all_privileges="true")
+        assert granted.returncode == 0, failure_text(granted)
+        assert changed_tasks(granted.stdout) == ["mysql : Grant all privileges, as the original write-up does"]
+        assert app_reads_mysql_user_table()
+        again = rerun("--tags", "mysql", mysql_app_grant_all_privileges="true")
+        assert again.returncode == 0, failure_text(again)
+        assert changed_tasks(again.stdout) == [], failure_text(again)
+    finally:
+        restored = rerun("--tags", "mysql")
+    assert restored.returncode == 0, failure_text(restored)
+    assert changed_tasks(restored.stdout) == ["mysql : Create the application account"], failure_text(restored)
+    assert not app_reads_mysql_user_table()
 
 
 def test_gunicorn_runs_sandboxed_and_unprivileged(host):
