@@ -25,7 +25,7 @@ DOCKER_SYSTEMD_FLAGS := --tmpfs /run --tmpfs /run/lock --cgroupns host \
 help:
 	@echo "make demo          provision a local container with playbooks/site.yml and show the stack"
 	@echo "make demo-destroy  remove the demo container"
-	@echo "make test          lint, unit tests and molecule test"
+	@echo "make test          lint, unit tests and both molecule scenarios"
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,8 +58,11 @@ lint: venv
 unit: venv
 	pytest -q roles/flaskapp/tests
 
+# Both scenarios: the stack on one host (Debian 11 and 12), then its tiers on
+# four hosts (db1, lb1, app1, app2).
 molecule: collections images
-	molecule test
+	molecule test -s default
+	molecule test -s multi-host
 
 test: lint unit molecule
 
@@ -79,4 +82,5 @@ demo-destroy:
 	@echo "demo container $(DEMO_CONTAINER) removed"
 
 clean: demo-destroy
-	molecule destroy || true
+	molecule destroy -s default || true
+	molecule destroy -s multi-host || true
