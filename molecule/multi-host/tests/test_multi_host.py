@@ -73,6 +73,13 @@ def test_services_listen_on_the_stack_network(hosts, address):
         assert f"FLASKAPP_DB_HOST={address['lb1']}\n" in env
 
 
+def test_status_command_shows_each_hosts_part(hosts, address):
+    assert "haproxy.service: active (running)" in hosts["lb1"].check_output("flaskstack-status")
+    report = hosts["app1"].check_output("flaskstack-status")
+    for port in APP_PORTS:
+        assert f"GET http://{address['app1']}:{port}/todos -> 200" in report
+
+
 # --- The app reaches MySQL only through lb1 --------------------------------------
 
 @pytest.mark.parametrize("name", APP_HOSTS)
