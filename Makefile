@@ -20,12 +20,13 @@ DOCKER_SYSTEMD_FLAGS := --tmpfs /run --tmpfs /run/lock --cgroupns host \
 	--security-opt apparmor=unconfined --tty \
 	$(addprefix --cap-add ,SYS_ADMIN NET_ADMIN SYS_PTRACE SYS_NICE IPC_LOCK SYS_CHROOT AUDIT_CONTROL)
 
-.PHONY: help venv collections docker images lint unit molecule test demo demo-destroy clean
+.PHONY: help venv collections docker images lint unit molecule test demo demo-destroy bench clean
 
 help:
 	@echo "make demo          provision a local container with playbooks/site.yml and show the stack"
 	@echo "make demo-destroy  remove the demo container"
 	@echo "make test          lint, unit tests and both molecule scenarios"
+	@echo "make bench         provisioning and stack benchmarks, written to docs/benchmarks.md"
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +77,11 @@ demo: collections images
 	@echo; echo "Look around:   docker exec -it $(DEMO_CONTAINER) bash"
 	@echo "               (then: flaskstack-status, mysql -e 'SHOW PROCESSLIST', journalctl -u flaskapp@8000)"
 	@echo "Tear it down:  make demo-destroy"
+
+# Provisioning timings and what HAProxy costs the stack, on a fresh container:
+# writes docs/benchmarks.md and docs/benchmarks.png (about 25 minutes).
+bench: collections images
+	BENCH_DOCKER_FLAGS="$(DOCKER_SYSTEMD_FLAGS)" $(BIN)/python bench/run.py
 
 demo-destroy:
 	@docker rm -f $(DEMO_CONTAINER) >/dev/null 2>&1 || true
