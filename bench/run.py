@@ -49,6 +49,11 @@ HAPROXY_TUNINGS = {
     "nbthread 1, cpu-map to CPU 1": {"haproxy_nbthread": 1, "haproxy_cpu_map": "1/1 1"},
     "nbthread 2, a thread per CPU": {"haproxy_nbthread": 2, "haproxy_cpu_map": "1/1-2 0-1"},
     "tcp-smart-accept/connect": {"haproxy_listen_options": ["tcp-smart-accept", "tcp-smart-connect"]},
+    # Polls instead of sleeping between events: less wake-up latency, a busy CPU.
+    "busy-polling": {"haproxy_global_settings": ["busy-polling"]},
+    "buffers: tune.bufsize 65536, tune.rcvbuf/sndbuf 262144": {"haproxy_global_settings": [
+        "tune.bufsize 65536", "tune.rcvbuf.client 262144", "tune.rcvbuf.server 262144",
+        "tune.sndbuf.client 262144", "tune.sndbuf.server 262144"]},
 }
 # Lets 32 sysbench threads and the app's pooled connections all connect: this
 # section measures the proxy's cost, not its limits (those are in the tests).
@@ -433,16 +438,17 @@ def table(header, rows):
 
 def report(when, host, tools, provisioning, knobs, http, sql):
     figures = provisioning["figures"]
-    baseline = figures["baseline"]["min"]
+    # The issue's floor: facts plus as many no-op tasks run on the container.
+    baseline = figures["baseline_round_trips"]["min"]
     provisioning_table = table(
-        ["run", "min (s)", "median (s)", "x baseline (min)", "runs (s)"],
+        ["run", "min (s)", "median (s)", "x round-trip baseline (min)", "runs (s)"],
         [[name, f"{figures[key]['min']:.1f}", f"{figures[key]['median']:.1f}",
           f"{figures[key]['min'] / baseline:.1f}", ", ".join(f"{t:.1f}" for t in figures[key]["runs"])]
          for key, name in (("cold", "cold converge (fresh container)"),
                            ("warm", f"warm rerun (changed={provisioning['warm_changed']})"),
                            ("reconfigure", "HAProxy reconfigure (--tags haproxy, new maxconn)"),
-                           ("baseline", f"baseline: facts + {provisioning['tasks'] - 1} `debug` no-ops"),
-                           ("baseline_round_trips", f"facts + {provisioning['tasks'] - 1} `ping` round trips"))])
+                           ("baseline_round_trips", f"baseline: facts + {provisioning['tasks'] - 1} `ping` tasks"),
+                           ("baseline", f"facts + {provisioning['tasks'] - 1} `debug` tasks (controller only)"))])
     roles_table = table(["role", "cold converge (s)", "warm rerun (s)"],
                         [[role, f"{provisioning['cold_roles'][role]:.1f}",
                           f"{provisioning['warm_roles'].get(role, 0):.1f}"] for role in provisioning["cold_roles"]])
@@ -480,7 +486,8 @@ def report(when, host, tools, provisioning, knobs, http, sql):
     best = {t: max(sql["tunings"].items(), key=lambda item: item[1][t]["ratio"]) for t in (1, 8)}
     p50_added = wrk["haproxy"][8]["p50"] / wrk["direct"][8]["p50"] - 1
     targets_table = table(["target", "measured", "met"], [
-        ["warm rerun within 3x the baseline", f"{warm / baseline:.1f}x ({warm:.1f}s / {baseline:.1f}s)",
+        ["warm rerun within 3x the baseline (facts + as many `ping` tasks)",
+         f"{warm / baseline:.1f}x ({warm:.1f}s / {baseline:.1f}s)",
          "yes" if warm <= 3 * baseline else "no"],
         ["warm rerun under 20 s", f"{warm:.1f}s", "yes" if warm < 20 else "no"],
         ["HAProxy adds at most 10% to p50 at concurrency 8", f"{p50_added * 100:+.0f}%",
@@ -559,7 +566,31 @@ context, loading the CA store, for every connection):
 """
 
 
+def int_keys(value):
+    """JSON turned the int keys (concurrency, threads) into strings: undo that."""
+    if isinstance(value, dict):
+        return {int(k) if isinstance(k, str) and k.isdigit() else k: int_keys(v) for k, v in value.items()}
+    return value
+
+
+def write_report(raw):
+    plot(raw["http"], DOCS / "benchmarks.png")
+    text = report(raw["when"], raw["machine"], raw["versions"], raw["provisioning"], raw["knobs"], raw["http"],
+                  raw["sql"])
+    (DOCS / "benchmarks.md").write_text(text)
+    print(text)
+
+
 def main():
+    if sys.argv[1:] == ["--report-only"]:
+        # Rewrite the report and plot from the last run's figures, measuring nothing.
+        global IMAGE, RUNS, SECONDS
+        raw = int_keys(json.loads((DOCS / "benchmarks.json").read_text()))
+        settings = raw.get("settings", {})
+        IMAGE, RUNS, SECONDS = (settings.get("image", IMAGE), settings.get("runs", RUNS),
+                                settings.get("seconds", SECONDS))
+        write_report(raw)
+        return
     if not DOCKER_FLAGS:
         sys.exit("run it with `make bench` (BENCH_DOCKER_FLAGS unset)")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -575,13 +606,10 @@ def main():
     http = measure_http()
     sql = measure_sql()
     DOCS.mkdir(exist_ok=True)
-    raw = {"when": when, "machine": host, "versions": tools, "provisioning": provisioning, "knobs": knobs,
+    raw = {"when": when, "settings": {"image": IMAGE, "runs": RUNS, "seconds": SECONDS}, "machine": host, "versions": tools, "provisioning": provisioning, "knobs": knobs,
            "http": http, "sql": sql}
     (DOCS / "benchmarks.json").write_text(json.dumps(raw, indent=1, default=str) + "\n")
-    plot(http, DOCS / "benchmarks.png")
-    text = report(when, host, tools, provisioning, knobs, http, sql)
-    (DOCS / "benchmarks.md").write_text(text)
-    print(text)
+    write_report(raw)
     if os.environ.get("BENCH_KEEP") != "1":
         run(["docker", "rm", "-f", CONTAINER], check=False)
 

@@ -9,7 +9,8 @@ import time
 
 import pytest
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, HAPROXY_CONFIG, changed_tasks, failure_text,
-                                haproxy_stats, http_get, mysql_unit, root_sql_run, run_playbook, wait_for)
+                                haproxy_command, haproxy_stats, http_get, mysql_unit, root_sql_run, run_playbook,
+                                wait_for)
 
 PROBE_SCRIPT = (pathlib.Path(__file__).parent / "http_probe.py").read_text()
 APP_HOSTS = ("app1", "app2")
@@ -217,3 +218,27 @@ def test_second_database_host_is_one_inventory_line(hosts, address, tmp_path):
         result = run_playbook("--limit", "lb1", "--tags", "haproxy")
     assert result.returncode == 0, failure_text(result)
     assert ("msyql", "mysql2") not in haproxy_stats(lb)
+
+
+# --- Tuning lb1 by rerun (the settings make bench compares) ------------------------
+
+def test_haproxy_tuning_settings_apply_by_rerun(hosts, address):
+    lb = hosts["lb1"]
+    tuned = {"haproxy_nbthread": 1, "haproxy_cpu_map": "1/1 0", "haproxy_listen_options": ["tcp-smart-connect"],
+             "haproxy_global_settings": ["tune.bufsize 32768"]}
+    try:
+        result = run_playbook("--limit", "lb1", "--tags", "haproxy", "-e", json.dumps(tuned))
+        assert result.returncode == 0, failure_text(result)
+        assert changed_tasks(result.stdout) == HAPROXY_ONLY
+        config = lb.file(HAPROXY_CONFIG).content_string
+        for line in ("    nbthread 1\n", "    cpu-map 1/1 0\n", "    option tcp-smart-connect\n",
+                     "    tune.bufsize 32768\n"):
+            assert line in config
+        assert "Nbthread: 1\n" in haproxy_command(lb, "show info")
+        assert http_get(hosts["app1"], "/todos", address=address["app1"]).status == 200
+    finally:
+        result = run_playbook("--limit", "lb1", "--tags", "haproxy")
+    assert result.returncode == 0, failure_text(result)
+    config = lb.file(HAPROXY_CONFIG).content_string
+    for setting in ("nbthread", "cpu-map", "tcp-smart-connect", "tune.bufsize"):
+        assert setting not in config
