@@ -36,8 +36,11 @@ CONCURRENCY = (1, 8, 32, 64)
 SYSBENCH_THREADS = (1, 8, 32)
 SQL_REPEATS = 2
 APP_PORTS = (8000, 8001)
+# No remote user (the container's default, root, applies): given one, the docker
+# connection runs `docker version` twice for every task to check it may pass it.
 TARGET = ["-e", "ansible_connection=community.docker.docker", "-e", f"ansible_host={CONTAINER}",
-          "-e", "ansible_user=root"]
+          "-e", '{"ansible_user": null}']
+WITH_REMOTE_USER = ["-e", "ansible_user=root"]
 # The knob measurements start from all of them off, whatever ansible.cfg or the
 # caller's shell says, and each variant sets its own.
 KNOBS_OFF = {"ANSIBLE_PIPELINING": "false", "ANSIBLE_GATHERING": "implicit", "ANSIBLE_STRATEGY": "linear",
@@ -174,6 +177,7 @@ def mitogen_env():
 def measure_knobs():
     """Warm reruns under each speed knob, against all of them off."""
     cache = tempfile.mkdtemp(prefix="flaskstack-facts-")
+    kept = {"ANSIBLE_PIPELINING": "true", "ANSIBLE_GATHERING": "smart"}
     variants = {
         "all knobs off": {},
         "pipelining": {"ANSIBLE_PIPELINING": "true"},
@@ -182,13 +186,16 @@ def measure_knobs():
             "ANSIBLE_GATHERING": "smart", "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
             "ANSIBLE_CACHE_PLUGIN_CONNECTION": cache, "ANSIBLE_CACHE_PLUGIN_TIMEOUT": "600"},
         "strategy = free": {"ANSIBLE_STRATEGY": "free"},
-        "pipelining + gathering = smart": {"ANSIBLE_PIPELINING": "true", "ANSIBLE_GATHERING": "smart"},
+        "no remote user (docker connection)": {},
+        "pipelining + gathering = smart": kept,
+        "pipelining + gathering = smart + no remote user (as shipped)": kept,
     }
-    arguments = {}
+    # "all knobs off" passes a remote user, as an inventory written for SSH does.
+    arguments = {name: [] if "no remote user" in name else WITH_REMOTE_USER for name in variants}
     mitogen = mitogen_env()
     if mitogen:
         name = "Mitogen (mitogen_linear) + pipelining + smart"
-        variants[name] = {**mitogen, "ANSIBLE_PIPELINING": "true", "ANSIBLE_GATHERING": "smart"}
+        variants[name] = {**mitogen, **kept}
         # Mitogen swaps in its own transport only for the short name "docker".
         arguments[name] = ["-e", "ansible_connection=docker"]
     results = {}
@@ -244,8 +251,11 @@ def wrk(concurrency, path="/todos"):
             "errors": sum(part["errors"] + part["non2xx"] for part in parts)}
 
 
-def point_app_at(port, pool_size=1):
-    playbook("--tags", "flaskapp", "-e", f"flaskapp_db_port={port}", "-e", f"flaskapp_db_pool_size={pool_size}")
+def point_app_at(port, pool_size=1, tls="disabled"):
+    """Rerun the app's role with this MySQL port, pool size and TLS mode (the
+    single-host default is "disabled")."""
+    playbook("--tags", "flaskapp", "-e", f"flaskapp_db_port={port}", "-e", f"flaskapp_db_pool_size={pool_size}",
+             "-e", f"flaskapp_db_tls={tls}")
     for app_port in APP_PORTS:
         sh(f"curl -sf http://127.0.0.1:{app_port}/todos > /dev/null")
 
@@ -260,11 +270,15 @@ def measure_http():
                 log(f"wrk round {round_number + 1} {mode} c={concurrency}: "
                     f"{results[mode][concurrency][-1]['rps']:.0f} req/s")
     memory = measure_memory()
+    # What the app's own settings do to the same stack: the pool size, and TLS
+    # left at the driver's default (a TLS context for every new connection).
     pool = {}
-    for pool_size in (1, 5):
-        point_app_at(5555, pool_size)
-        pool[pool_size] = {concurrency: wrk(concurrency) for concurrency in (8, 32)}
-        log(f"pool size {pool_size}: {pool[pool_size][32]['rps']:.0f} req/s at c=32")
+    for name, pool_size, tls in (("pool size 1 (as provisioned)", 1, "disabled"),
+                                 ("pool size 1, flaskapp_db_tls=preferred", 1, "preferred"),
+                                 ("pool size 5", 5, "disabled")):
+        point_app_at(5555, pool_size, tls)
+        pool[name] = {concurrency: wrk(concurrency) for concurrency in (8, 32)}
+        log(f"{name}: {pool[name][8]['rps']:.0f} req/s at c=8")
     point_app_at(5555)
     merged = {mode: {c: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                      for c, runs in by_concurrency.items()} for mode, by_concurrency in results.items()}
@@ -467,7 +481,7 @@ def report(when, host, tools, provisioning, knobs, http, sql):
           f"{(wrk['haproxy'][c]['p50'] / wrk['direct'][c]['p50'] - 1) * 100:+.0f}%",
           f"{wrk['haproxy'][c]['p99']:.1f} / {wrk['direct'][c]['p99']:.1f}",
           int(wrk['haproxy'][c]['errors'] + wrk['direct'][c]['errors'])] for c in CONCURRENCY])
-    pool_table = table(["pool size", "req/s at 8", "p99 at 8 (ms)", "req/s at 32", "p99 at 32 (ms)"],
+    pool_table = table(["app settings", "req/s at 8", "p99 at 8 (ms)", "req/s at 32", "p99 at 32 (ms)"],
                        [[size, f"{r[8]['rps']:.0f}", f"{r[8]['p99']:.1f}", f"{r[32]['rps']:.0f}",
                          f"{r[32]['p99']:.1f}"] for size, r in http["pool"].items()])
     tuning_rows = []
@@ -539,7 +553,9 @@ is the same app rerun with `flaskapp_db_port=3306`. Pool size 1 (the write-up's)
 
 ![Latency against concurrency](benchmarks.png)
 
-The app's pool size (`flaskapp_db_pool_size`), via HAProxy, same run:
+The app's own settings, via HAProxy, same run: its pool size (`flaskapp_db_pool_size`), and
+TLS to MySQL left at the driver's default (`flaskapp_db_tls=preferred`: PyMySQL 1.2 then builds a
+TLS context for every new connection, even though this MariaDB offers no TLS):
 
 {pool_table}
 

@@ -49,6 +49,20 @@ def app_sql_run(host, query, port=5555):
         APP_ENV_FILE, str(port), query)
 
 
+# The deployed app's engine, imported with the deployed environment file, hands
+# out one connection: does its PyMySQL connection negotiate TLS when offered?
+APP_CONNECTION_TLS = (
+    "set -a; . {env}; cd /opt/flaskapp/app; /opt/flaskapp/venv/bin/python -c "
+    "'import app, pymysql; c = app.engine.raw_connection(); "
+    "print(pymysql.VERSION_STRING, c.driver_connection.ssl); c.close()'").format(env=APP_ENV_FILE)
+
+
+def app_connection_tls(host):
+    """(PyMySQL version as a tuple, whether the app's connections try TLS)."""
+    version, tls = host.check_output(APP_CONNECTION_TLS).split()
+    return tuple(int(part) for part in version.split(".")[:2]), tls == "True"
+
+
 def haproxy_command(host, command):
     """Send one command to HAProxy's admin socket and return its answer."""
     return host.check_output(

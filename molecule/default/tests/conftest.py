@@ -8,9 +8,9 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
 # Re-exported: the test modules import helpers and constants from here.
 from flaskstack_testlib import (  # noqa: E402,F401
-    APP_ENV_FILE, APP_PORTS, HAPROXY_CONFIG, PROJECT, STATS_SOCKET, Response, app_sql_run, changed_tasks,
-    failure_message, failure_text, haproxy_command, haproxy_stats, http_get, main_pid_of, mysql_unit,
-    recap, rerun_on, root_sql_run, run_playbook, wait_for)
+    APP_ENV_FILE, APP_PORTS, HAPROXY_CONFIG, PROJECT, STATS_SOCKET, Response, app_connection_tls, app_sql_run,
+    changed_tasks, failure_message, failure_text, haproxy_command, haproxy_stats, http_get, main_pid_of,
+    mysql_unit, recap, rerun_on, root_sql_run, run_playbook, wait_for)
 
 
 @pytest.fixture

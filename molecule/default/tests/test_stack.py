@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from conftest import APP_PORTS, PROJECT, changed_tasks, failure_text, recap
+from conftest import APP_ENV_FILE, APP_PORTS, PROJECT, app_connection_tls, changed_tasks, failure_text, recap
 
 ROLE = PROJECT / "roles" / "flaskapp"
 sys.path.insert(0, str(ROLE / "filter_plugins"))
@@ -89,6 +89,13 @@ def test_processlist_shows_the_apps_sleep_from_the_app_user(host, http, root_sql
         assert seen, "no SELECT SLEEP from haproxy_user in SHOW PROCESSLIST"
     finally:
         sleeper.join()
+
+
+def test_app_skips_tls_when_the_whole_path_to_mysql_is_this_host(host):
+    # PyMySQL 1.2 would otherwise build a TLS context for every new connection.
+    assert "FLASKAPP_DB_TLS=disabled" in host.file(APP_ENV_FILE).content_string
+    _, tries_tls = app_connection_tls(host)
+    assert not tries_tls
 
 
 def test_seeding_never_duplicates_rows(root_sql):

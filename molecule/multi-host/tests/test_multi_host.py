@@ -8,7 +8,8 @@ import threading
 import time
 
 import pytest
-from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, HAPROXY_CONFIG, changed_tasks, failure_text,
+from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, HAPROXY_CONFIG, app_connection_tls, changed_tasks,
+                                failure_text,
                                 haproxy_command, haproxy_stats, http_get, mysql_unit, root_sql_run, run_playbook,
                                 wait_for)
 
@@ -89,6 +90,14 @@ def test_todos_on_every_app_instance(hosts, address, name, port):
     response = http_get(hosts[name], "/todos", port, address=address[name])
     assert response.status == 200, response.body
     assert response.json() == SEEDED
+
+
+@pytest.mark.parametrize("name", APP_HOSTS)
+def test_app_offers_tls_when_its_traffic_leaves_the_host(hosts, name):
+    pymysql_version, tries_tls = app_connection_tls(hosts[name])
+    assert "FLASKAPP_DB_TLS=preferred" in hosts[name].file(APP_ENV_FILE).content_string
+    # PyMySQL 1.1 (Python 3.8, Ubuntu 20.04) has no preferred mode.
+    assert tries_tls == (pymysql_version >= (1, 2))
 
 
 def test_mysql_sees_connections_from_lb1_not_from_the_app(hosts, address):
