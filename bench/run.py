@@ -484,20 +484,29 @@ def report(when, host, tools, provisioning, knobs, http, sql):
     pool_table = table(["app settings", "req/s at 8", "p99 at 8 (ms)", "req/s at 32", "p99 at 32 (ms)"],
                        [[size, f"{r[8]['rps']:.0f}", f"{r[8]['p99']:.1f}", f"{r[32]['rps']:.0f}",
                          f"{r[32]['p99']:.1f}"] for size, r in http["pool"].items()])
+    untuned = sql["tunings"]["write-up config (untuned)"]
+
+    def fair_ratio(rows, threads):
+        """Via HAProxy against the better of the two direct figures: this
+        config's, or the untuned config's. A setting that slows MySQL down for
+        everyone (a core spinning) cannot score by making direct worse."""
+        return rows[threads]["haproxy"] / max(rows[threads]["direct"], untuned[threads]["direct"])
+
     tuning_rows = []
     for name, rows in sql["tunings"].items():
         tuning_rows.append([name] + [f"{rows[t]['haproxy']:.0f} / {rows[t]['direct']:.0f} = **{rows[t]['ratio']:.2f}x**"
                                      for t in SYSBENCH_THREADS]
+                           + [f"{fair_ratio(rows, t):.2f}x" for t in (1, 8)]
                            + [f"{rows[t]['haproxy_cpu_ms_per_1000']:.1f}" for t in (1, 8)])
     sql_table = table(["HAProxy config"] + [f"{t} thread{'s' if t > 1 else ''}: q/s via / direct" for t in SYSBENCH_THREADS]
-                      + ["HAProxy CPU ms / 1,000 q (1 thr)", "(8 thr)"], tuning_rows)
+                      + ["via / best direct (1 thr)", "(8 thr)", "HAProxy CPU ms / 1,000 q (1 thr)", "(8 thr)"],
+                      tuning_rows)
     connects_table = table(["client processes", "connects/s direct", "connects/s via HAProxy", "ratio"],
                            [[t, f"{r['direct']:.0f}", f"{r['haproxy']:.0f}", f"{r['haproxy'] / r['direct']:.2f}x"]
                             for t, r in sql["connects"].items()])
     memory_table = table(["process", "RSS (MiB)"], [[name, f"{mib:.1f}"] for name, mib in http["memory"].items()])
     warm = figures["warm"]["min"]
-    untuned = sql["tunings"]["write-up config (untuned)"]
-    best = {t: max(sql["tunings"].items(), key=lambda item: item[1][t]["ratio"]) for t in (1, 8)}
+    best = {t: max(sql["tunings"].items(), key=lambda item: fair_ratio(item[1], t)) for t in (1, 8)}
     p50_added = wrk["haproxy"][8]["p50"] / wrk["direct"][8]["p50"] - 1
     targets_table = table(["target", "measured", "met"], [
         ["warm rerun within 3x the baseline (facts + as many `ping` tasks)",
@@ -507,8 +516,8 @@ def report(when, host, tools, provisioning, knobs, http, sql):
         ["HAProxy adds at most 10% to p50 at concurrency 8", f"{p50_added * 100:+.0f}%",
          "yes" if p50_added <= 0.10 else "no"],
     ] + [[f"sysbench through HAProxy at least {goal:.2f}x direct at {t} thread{'s' if t > 1 else ''}",
-          f"untuned {untuned[t]['ratio']:.2f}x; best {best[t][1][t]['ratio']:.2f}x ({best[t][0]})",
-          "yes" if best[t][1][t]["ratio"] >= goal else "no"] for t, goal in ((1, 0.90), (8, 0.55))])
+          f"untuned {untuned[t]['ratio']:.2f}x; best {fair_ratio(best[t][1], t):.2f}x ({best[t][0]})",
+          "yes" if fair_ratio(best[t][1], t) >= goal else "no"] for t, goal in ((1, 0.90), (8, 0.55))])
     versions_list = "\n".join(f"- {name}: {value}" for name, value in tools.items())
     return f"""# Benchmarks
 
@@ -569,7 +578,10 @@ Memory after the wrk runs:
 3306 and through 5555, alternating, {SQL_REPEATS} runs each (mean shown), with HAProxy's server `maxconn` raised to 64 so 32 threads
 all connect (this measures the proxy's cost, not its limits). Each HAProxy setting is applied
 by a rerun of the playbook and measured against direct in the same run. HAProxy's CPU time is
-its processes' user+system time over the run.
+its processes' user+system time over the run. "via / best direct" divides by the better of this
+config's direct figure and the untuned config's, so a setting that slows MySQL itself down
+(`busy-polling` keeps a core spinning, which the 2 cores here cannot spare) cannot look better
+by making direct worse; the targets use it.
 
 {sql_table}
 
