@@ -556,7 +556,8 @@ Warm reruns, {RUNS} each, every knob set explicitly through the environment.
 `wrk` on `GET /todos` for {SECONDS}s per run, two rounds (median shown), the connections split
 over both gunicorn instances (one instance at concurrency 1; percentiles of the two wrk
 processes averaged, weighted by requests). "Via HAProxy" is the stack as provisioned; "direct"
-is the same app rerun with `flaskapp_db_port=3306`. Pool size 1 (the write-up's).
+is the same app rerun with `flaskapp_db_port=3306`. Pool size 1 (the write-up's), TLS to MySQL
+disabled (the default when everything is on one host).
 
 {http_table}
 
