@@ -9,9 +9,8 @@ import time
 
 import pytest
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, HAPROXY_CONFIG, app_connection_tls, changed_tasks,
-                                failure_text,
-                                haproxy_command, haproxy_stats, http_get, mysql_unit, root_sql_run, run_playbook,
-                                wait_for)
+                                failure_text, haproxy_command, haproxy_stats, http_get, mysql_unit, root_sql_run,
+                                run_playbook, wait_for)
 
 PROBE_SCRIPT = (pathlib.Path(__file__).parent / "http_probe.py").read_text()
 APP_HOSTS = ("app1", "app2")
