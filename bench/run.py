@@ -635,8 +635,8 @@ def main():
     http = measure_http()
     sql = measure_sql()
     DOCS.mkdir(exist_ok=True)
-    raw = {"when": when, "settings": {"image": IMAGE, "runs": RUNS, "seconds": SECONDS}, "machine": host, "versions": tools, "provisioning": provisioning, "knobs": knobs,
-           "http": http, "sql": sql}
+    raw = {"when": when, "settings": {"image": IMAGE, "runs": RUNS, "seconds": SECONDS}, "machine": host,
+           "versions": tools, "provisioning": provisioning, "knobs": knobs, "http": http, "sql": sql}
     (DOCS / "benchmarks.json").write_text(json.dumps(raw, indent=1, default=str) + "\n")
     write_report(raw)
     if os.environ.get("BENCH_KEEP") != "1":
