@@ -2,7 +2,11 @@
 # playbooks/site.yml and shows the stack answering; `make test` runs every test.
 # Both set up what they need from scratch: venv, collections, Docker, images.
 
-PYTHON ?= python3.11
+# The controller's Python: PYTHON=..., else the newest of 3.13, 3.12 and 3.11
+# (the versions ansible-core 2.19 runs on) that runs from PATH.
+ifeq ($(origin PYTHON), undefined)
+PYTHON := $(shell for v in 3.13 3.12 3.11; do python$$v -c '' >/dev/null 2>&1 && { echo python$$v; break; }; done)
+endif
 VENV ?= .venv
 DEMO_CONTAINER ?= flaskstack-demo
 DEMO_IMAGE ?= flaskstack/systemd:debian11
@@ -25,10 +29,13 @@ DOCKER_SYSTEMD_FLAGS := --tmpfs /run --tmpfs /run/lock --cgroupns host \
 help:
 	@echo "make demo          provision a local container with playbooks/site.yml and show the stack"
 	@echo "make demo-destroy  remove the demo container"
-	@echo "make test          lint, unit tests and both molecule scenarios"
+	@echo "make test          lint, unit tests and both molecule scenarios (side by side)"
 	@echo "make bench         provisioning and stack benchmarks, written to docs/benchmarks.md"
 
 $(BIN)/.installed: requirements.txt
+	@[ -n "$(PYTHON)" ] || { echo "No Python 3.11, 3.12 or 3.13 runs from PATH: install one, or set PYTHON=/path/to/python3.x" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' || \
+	    { echo "$(PYTHON) is not Python 3.11-3.13, which ansible-core 2.19 needs" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
@@ -52,18 +59,19 @@ images: docker
 	@for pair in $(IMAGES); do \
 	    bash molecule/resources/build-image.sh $${pair#*:} flaskstack/systemd:$${pair%%:*} || exit 1; done
 
+# yamllint, ansible-lint, and the README's variable tables against the argument specs.
 lint: venv
 	yamllint .
 	ansible-lint
+	$(BIN)/python scripts/readme_variables.py --check
 
 unit: venv
-	pytest -q roles/flaskapp/tests
+	pytest -q playbooks/tests roles/*/tests
 
-# Both scenarios: the stack on one host (Debian 11 and 12), then its tiers on
-# four hosts (db1, lb1, app1, app2).
+# Both scenarios side by side: the stack on one host (Debian 11 and 12), and its
+# tiers on four hosts (db1, lb1, app1, app2).
 molecule: collections images
-	molecule test -s default
-	molecule test -s multi-host
+	@bash molecule/resources/run-scenarios.sh default multi-host
 
 test: lint unit molecule
 

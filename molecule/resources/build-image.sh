@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build a Debian systemd image for Molecule without a registry: debootstrap a
 # minimal rootfs and `docker import` it. Skips when the image already exists.
+# curl is in it for the tests (what an operator's workstation would have).
 # Usage: build-image.sh SUITE IMAGE   (e.g. bullseye flaskstack/systemd:debian11)
 set -euo pipefail
 
@@ -27,7 +28,7 @@ trap 'rm -rf "$rootfs"' EXIT
 
 echo "image: debootstrap $suite (about a minute)"
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,python3,python3-apt,sudo,ca-certificates,iproute2,dbus,procps \
+  --include=systemd,systemd-sysv,python3,python3-apt,sudo,ca-certificates,iproute2,dbus,procps,curl \
   "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || { tail -n 30 "$rootfs.log" >&2; exit 1; }
 rm -f "$rootfs.log"
 

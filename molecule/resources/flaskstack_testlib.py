@@ -1,7 +1,10 @@
-"""Helpers for talking to the stack on a test host, shared by the Molecule
-scenarios: HTTP with curl, SQL as root or as the app's account through HAProxy,
-HAProxy's admin socket, systemd, and the playbook itself. Each takes the
-testinfra host, so module-scoped fixtures can use them too."""
+"""Talking to the stack on a test host, shared by both Molecule scenarios: HTTP
+with curl, SQL as root or as the app's account through HAProxy, HAProxy's admin
+socket, systemd, listening sockets, and the playbook itself (rerun, and rerun
+then restore). Expected values come from the project's own files (the site's
+shared values and the roles' defaults), not from literals."""
+import contextlib
+import fcntl
 import json
 import os
 import pathlib
@@ -9,11 +12,36 @@ import re
 import subprocess
 import time
 
+import yaml
+
+from haproxy_stat import parse_show_stat
+
 PROJECT = pathlib.Path(__file__).resolve().parents[2]
+RESOURCES = pathlib.Path(__file__).resolve().parent
+
+
+def _load_yaml(relative_path):
+    return yaml.safe_load((PROJECT / relative_path).read_text())
+
+
+SHARED = _load_yaml("playbooks/group_vars/all/main.yml")
+DEFAULTS = {role: _load_yaml(f"roles/{role}/defaults/main.yml") for role in ("mysql", "haproxy", "flaskapp")}
+
+DB_NAME = SHARED["flaskstack_db_name"]
+DB_USER = SHARED["flaskstack_db_user"]
+MYSQL_PORT = SHARED["flaskstack_mysql_port"]
+PROXY_PORT = SHARED["flaskstack_proxy_port"]
+APP_PORTS = tuple(SHARED["flaskstack_app_ports"])
+LISTEN_NAME = DEFAULTS["haproxy"]["haproxy_listen_name"]
+SERVER_MAXCONN = DEFAULTS["haproxy"]["haproxy_server_maxconn"]
+STATS_SOCKET = DEFAULTS["haproxy"]["haproxy_stats_socket"]
+POOL_SIZE = DEFAULTS["flaskapp"]["flaskapp_db_pool_size"]
+SEEDED_TODOS = {str(row["id"]): {"item": row["item"], "status": row["status"]}
+                for row in DEFAULTS["mysql"]["mysql_seed_todos"]}
 APP_ENV_FILE = "/etc/flaskapp/flaskapp.env"
 HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
-STATS_SOCKET = "/run/haproxy/admin.sock"
-APP_PORTS = (8000, 8001)
+# What a rerun that changes only HAProxy's settings reports as changed.
+HAPROXY_ONLY = ["haproxy : Write haproxy.cfg", "haproxy : Reload HAProxy"]
 
 
 class Response:
@@ -24,80 +52,36 @@ class Response:
         return json.loads(self.body)
 
 
-def http_get(host, path, port=8000, method="GET", address="127.0.0.1"):
-    """One request to a gunicorn instance (or any HTTP server), made on the host with curl."""
-    out = host.check_output(
-        "curl -sS -X %s -w '\\n%%{http_code} %%{time_total}' http://%s:%s%s",
-        method, address, str(port), path)
-    body, _, tail = out.rpartition("\n")
-    status, seconds = tail.split()
-    return Response(int(status), body, float(seconds))
+# --- One machine, shared by parallel test workers ------------------------------------
+
+_LOCK_FILE = PROJECT / ".cache" / "test-machine.lock"
+_held = []
 
 
-def root_sql_run(host, query):
-    """SQL as MySQL's root over the unix socket, as an operator would."""
-    return host.check_output("mysql --batch --skip-column-names -e %s", query)
+@contextlib.contextmanager
+def machine_lock(exclusive):
+    """A lock across every test process on this machine: timing-sensitive windows
+    take it exclusively, playbook runs (the heavy work) shared, so a measured
+    window never overlaps another worker's playbook run or measured window."""
+    if _held:  # this process holds it already (a rerun inside a measured window)
+        yield
+        return
+    _LOCK_FILE.parent.mkdir(exist_ok=True)
+    with open(_LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        _held.append(lock)
+        try:
+            yield
+        finally:
+            _held.pop()
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def app_sql_run(host, query, port=5555):
-    """SQL as the app's account through HAProxy. The password is read on the host
-    from the app's root-only environment file and handed to the client in its
-    environment, never on a command line."""
-    return host.run(
-        "set -a; . %s; MYSQL_PWD=\"$FLASKAPP_DB_PASSWORD\" "
-        "mysql --batch --skip-column-names -h 127.0.0.1 -P %s -u \"$FLASKAPP_DB_USER\" -e %s",
-        APP_ENV_FILE, str(port), query)
+def timing_window():
+    return machine_lock(exclusive=True)
 
 
-# The deployed app's engine, imported with the deployed environment file, hands
-# out one connection: does its PyMySQL connection negotiate TLS when offered?
-APP_CONNECTION_TLS = (
-    "set -a; . {env}; cd /opt/flaskapp/app; /opt/flaskapp/venv/bin/python -c "
-    "'import app, pymysql; c = app.engine.raw_connection(); "
-    "print(pymysql.VERSION_STRING, c.driver_connection.ssl); c.close()'").format(env=APP_ENV_FILE)
-
-
-def app_connection_tls(host):
-    """(PyMySQL version as a tuple, whether the app's connections try TLS)."""
-    version, tls = host.check_output(APP_CONNECTION_TLS).split()
-    return tuple(int(part) for part in version.split(".")[:2]), tls == "True"
-
-
-def haproxy_command(host, command):
-    """Send one command to HAProxy's admin socket and return its answer."""
-    return host.check_output(
-        "python3 -c %s %s %s",
-        "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
-        "s.sendall(sys.argv[2].encode()+b'\\n'); "
-        "sys.stdout.write(b''.join(iter(lambda: s.recv(65536), b'')).decode())",
-        STATS_SOCKET, command)
-
-
-def haproxy_stats(host):
-    """`show stat`, as {(proxy, server): {column: value}}."""
-    lines = haproxy_command(host, "show stat").splitlines()
-    header = lines[0].lstrip("# ").split(",")
-    rows = (dict(zip(header, line.split(","))) for line in lines[1:] if line)
-    return {(row["pxname"], row["svname"]): row for row in rows}
-
-
-def wait_for(predicate, timeout, interval=0.5):
-    """Seconds until predicate() held, or None if it did not within timeout."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(interval)
-    return None
-
-
-def main_pid_of(host, unit):
-    return int(host.check_output("systemctl show -p MainPID --value %s", unit))
-
-
-def mysql_unit(host):
-    return "mysql" if host.system_info.distribution == "ubuntu" else "mariadb"
-
+# --- The playbook -------------------------------------------------------------------------
 
 def run_playbook(*args, inventory=None, extra_inventories=()):
     """Run playbooks/site.yml, by default against the scenario's inventory as
@@ -106,20 +90,19 @@ def run_playbook(*args, inventory=None, extra_inventories=()):
     sources = [option for source in (inventory, *extra_inventories) for option in ("-i", str(source))]
     # Plain text, whatever the caller's settings (molecule forces colour on).
     env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
-    return subprocess.run(
-        ["ansible-playbook", *sources, str(PROJECT / "playbooks" / "site.yml"), *args],
-        capture_output=True, text=True, check=False, env=env)
+    with machine_lock(exclusive=False):
+        return subprocess.run(
+            ["ansible-playbook", *sources, str(PROJECT / "playbooks" / "site.yml"), *args],
+            capture_output=True, text=True, check=False, env=env)
 
 
-def rerun_on(host, *args, **extra_vars):
-    """Rerun the playbook on this test host only, with extra variables:
-    rerun_on(host, "--tags", "haproxy", haproxy_server_maxconn=3). Plain words go
-    as key=value, as operators type them; anything else as JSON."""
-    extra = []
+def extra_vars_args(extra_vars):
+    """-e options as operators type them: plain words as key=value, anything else as JSON."""
+    args = []
     for key, value in extra_vars.items():
         plain = isinstance(value, str) and value and not re.search(r"\s", value)
-        extra += ["-e", f"{key}={value}" if plain else json.dumps({key: value})]
-    return run_playbook("--limit", host.backend.get_hostname(), *args, *extra)
+        args += ["-e", f"{key}={value}" if plain else json.dumps({key: value})]
+    return args
 
 
 def recap(output, hostname):
@@ -141,11 +124,16 @@ def changed_tasks(output):
     return changed
 
 
-def failure_message(result):
-    """What Ansible said of the failed task: from its first `fatal:`/`failed:` line
-    on. Molecule sends failures to stderr, a plain run to stdout: read both."""
+def failure_message(result, hostname=None):
+    """What Ansible said of the failed task: from the first `fatal:`/`failed:`
+    line on, or that host's line alone. Molecule sends failures to stderr, a
+    plain run to stdout: read both."""
+    if hostname:
+        pattern, flags = rf"^(fatal|failed): \[{re.escape(hostname)}\].*$", re.MULTILINE
+    else:
+        pattern, flags = r"^(fatal|failed): \[.*", re.MULTILINE | re.DOTALL
     for stream in (result.stdout, result.stderr):
-        match = re.search(r"^(fatal|failed): \[.*", stream, re.MULTILINE | re.DOTALL)
+        match = re.search(pattern, stream, flags)
         if match:
             return match.group(0)
     return ""
@@ -153,3 +141,151 @@ def failure_message(result):
 
 def failure_text(result):
     return f"rc={result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
+
+
+def assert_succeeded(result):
+    assert result.returncode == 0, failure_text(result)
+    return result
+
+
+class Reconfiguration:
+    """The playbook rerun with changed values (`result`), and the rerun that put
+    the inventory's values back (`restored`)."""
+    result = restored = None
+
+
+# --- Scripts run on a host ---------------------------------------------------------------
+
+# Makes haproxy_stat.py importable by a script passed on the command line.
+_BOOTSTRAP = ("import sys, types; module = types.ModuleType('haproxy_stat'); "
+              "exec(sys.argv.pop(1), module.__dict__); sys.modules['haproxy_stat'] = module; "
+              "source = sys.argv.pop(1); exec(compile(source, sys.argv[0], 'exec'), {'__name__': '__main__'})")
+
+
+def run_script(host, script, *args):
+    """Run one of the tests' scripts on the host's own Python, with
+    haproxy_stat.py importable, and return its JSON output."""
+    sources = [(RESOURCES / "haproxy_stat.py").read_text(), pathlib.Path(script).read_text()]
+    placeholders = " ".join(["%s"] * (2 + len(args)))
+    return json.loads(host.check_output(f"python3 -c %s {placeholders}", _BOOTSTRAP, *sources, *map(str, args)))
+
+
+# --- One host's part of the stack ----------------------------------------------------------
+
+class Stack:
+    """A test host (testinfra) and what runs on it, reached as an operator would."""
+
+    def __init__(self, host, name=None):
+        self.host = host
+        self.name = name or host.backend.get_hostname()
+
+    def http(self, path, port=APP_PORTS[0], method="GET", address="127.0.0.1"):
+        """One request to a gunicorn instance (or any HTTP server), made on the host with curl."""
+        out = self.host.check_output(
+            "curl -sS -X %s -w '\\n%%{http_code} %%{time_total}' http://%s:%s%s", method, address, str(port), path)
+        body, _, tail = out.rpartition("\n")
+        status, seconds = tail.split()
+        return Response(int(status), body, float(seconds))
+
+    def http_status(self, path="/todos", port=APP_PORTS[0]):
+        """HTTP status of a request, 0 while nothing answers on the port (for polling)."""
+        result = self.host.run("curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%s%s", str(port), path)
+        return int(result.stdout or 0)
+
+    def root_sql(self, query):
+        """SQL as MySQL's root over the unix socket, as an operator would."""
+        return self.host.check_output("mysql --batch --skip-column-names -e %s", query)
+
+    def app_sql_result(self, query, port=PROXY_PORT):
+        """SQL as the app's account through HAProxy. The password is read on the
+        host from the app's root-only environment file and handed to the client
+        in its environment, never on a command line."""
+        return self.host.run(
+            "set -a; . %s; MYSQL_PWD=\"$FLASKAPP_DB_PASSWORD\" "
+            "mysql --batch --skip-column-names -h 127.0.0.1 -P %s -u \"$FLASKAPP_DB_USER\" -e %s",
+            APP_ENV_FILE, str(port), query)
+
+    def app_sql(self, query, port=PROXY_PORT):
+        result = self.app_sql_result(query, port)
+        assert result.rc == 0, result.stderr
+        return result.stdout
+
+    def haproxy(self, command):
+        """Send one command to HAProxy's admin socket and return its answer."""
+        return self.host.check_output(
+            "python3 -c %s %s %s",
+            "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+            "s.sendall(sys.argv[2].encode()+b'\\n'); "
+            "sys.stdout.write(b''.join(iter(lambda: s.recv(65536), b'')).decode())",
+            STATS_SOCKET, command)
+
+    def stats(self):
+        return parse_show_stat(self.haproxy("show stat"))
+
+    def server(self, server="mysql1", proxy=LISTEN_NAME):
+        """One server's line of `show stat`."""
+        return self.stats()[(proxy, server)]
+
+    def main_pid(self, unit):
+        return int(self.host.check_output("systemctl show -p MainPID --value %s", unit))
+
+    @property
+    def mysql_unit(self):
+        return "mysql" if self.host.system_info.distribution == "ubuntu" else "mariadb"
+
+    def unit_pids(self):
+        """Main PIDs of every unit of the stack this host runs."""
+        units = [self.mysql_unit, "haproxy", *(f"flaskapp@{port}" for port in APP_PORTS)]
+        return {unit: self.main_pid(unit) for unit in units}
+
+    def listening_addresses(self, port):
+        """Every local address with a TCP socket listening on the port, as `ss`
+        shows it: {'127.0.0.1'}, or {'*'} for a socket bound to every address."""
+        out = self.host.check_output("ss -Hltn 'sport = :%s'", str(port))
+        return {line.split()[3].rsplit(":", 1)[0].strip("[]") for line in out.splitlines() if line.strip()}
+
+    def env_file(self):
+        return self.host.file(APP_ENV_FILE).content_string
+
+    def app_connection_tls(self):
+        """(PyMySQL version as a tuple, whether the app's connections try TLS): the
+        deployed app's engine, imported with the deployed environment file, hands
+        out one connection, whose PyMySQL connection says whether it negotiates
+        TLS when the server offers it."""
+        version, tls = self.host.check_output(
+            "set -a; . %s; cd /opt/flaskapp/app; /opt/flaskapp/venv/bin/python -c %s", APP_ENV_FILE,
+            "import app, pymysql; c = app.engine.raw_connection(); "
+            "print(pymysql.VERSION_STRING, c.driver_connection.ssl); c.close()").split()
+        return tuple(int(part) for part in version.split(".")[:2]), tls == "True"
+
+    def rerun(self, *args, extra_inventories=(), **extra_vars):
+        """Rerun the playbook on this host only: rerun("--tags", "haproxy", haproxy_server_maxconn=3)."""
+        return run_playbook("--limit", self.name, *args, *extra_vars_args(extra_vars),
+                            extra_inventories=extra_inventories)
+
+    @contextlib.contextmanager
+    def reconfigured(self, *args, restore_args=None, expect_success=True, extra_inventories=(), **extra_vars):
+        """Rerun with changed values (or extra inventories); on the way out,
+        whatever happened, rerun with the inventory's values: the same arguments
+        without the extra variables (or restore_args). A failed restore fails the
+        test. Yields a Reconfiguration."""
+        change = Reconfiguration()
+        change.result = self.rerun(*args, extra_inventories=extra_inventories, **extra_vars)
+        try:
+            if expect_success:
+                assert_succeeded(change.result)
+            yield change
+        finally:
+            change.restored = self.rerun(*(args if restore_args is None else restore_args))
+            assert change.restored.returncode == 0, "restoring the inventory's values failed:\n" + failure_text(
+                change.restored)
+
+
+def wait_for(predicate, timeout, interval=0.5):
+    """Seconds until predicate() held, or None if it did not within timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval)
+    return None

@@ -2,7 +2,8 @@
 app's ports while sampling, every 0.1 s, how many SELECT SLEEP queries MySQL runs
 for the app user, the server's sessions and the backend's queue in HAProxy. Prints one JSON object.
 
-Standard library only: it runs on the target's Python (3.8+).
+Standard library only: it runs on the target's Python (3.8+), with
+haproxy_stat.py beside it (flaskstack_testlib.run_script).
 Arguments: requests seconds ports(comma-separated) db_user stats_socket proxy/server
 """
 import concurrent.futures
@@ -14,6 +15,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+
+from haproxy_stat import parse_show_stat
 
 requests, seconds, ports, db_user, stats_socket, server = sys.argv[1:7]
 requests, ports = int(requests), [int(port) for port in ports.split(",")]
@@ -30,13 +33,7 @@ def haproxy(command):
 
 
 def stats(svname):
-    lines = haproxy("show stat").splitlines()
-    header = lines[0].lstrip("# ").split(",")
-    for line in lines[1:]:
-        row = dict(zip(header, line.split(",")))
-        if (row.get("pxname"), row.get("svname")) == (proxy_name, svname):
-            return row
-    raise LookupError(f"{proxy_name}/{svname}")
+    return parse_show_stat(haproxy("show stat"))[(proxy_name, svname)]
 
 
 def get(index):

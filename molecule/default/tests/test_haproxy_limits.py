@@ -1,49 +1,60 @@
 """HAProxy's limits shape what MySQL sees, and operators change them by
 rerunning the playbook on a live host: proven under real concurrency, through
 gunicorn, HAProxy and MySQL, with HAProxy's own counters."""
-import json
 import math
 import pathlib
 import threading
 import time
 
 import pytest
-from conftest import (APP_PORTS, HAPROXY_CONFIG, STATS_SOCKET, app_sql_run, changed_tasks,
-                      failure_message, failure_text, haproxy_stats, http_get, main_pid_of, mysql_unit,
-                      rerun_on, root_sql_run)
+from flaskstack_testlib import (APP_PORTS, DB_USER, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME, MYSQL_PORT,
+                                POOL_SIZE, SERVER_MAXCONN, STATS_SOCKET, changed_tasks,
+                                failure_message, failure_text, run_script, timing_window, wait_for)
 
-LOAD_SCRIPT = (pathlib.Path(__file__).parent / "concurrent_sleeps.py").read_text()
+LOAD_SCRIPT = pathlib.Path(__file__).parent / "concurrent_sleeps.py"
 SLEEP_SECONDS = 2
-# flaskapp_db_pool_size: connections each app instance keeps open when idle.
-POOL_SIZE = 1
-HAPROXY_ONLY = ["haproxy : Write haproxy.cfg", "haproxy : Reload HAProxy"]
+RUNNING_SLEEPS = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                  f"WHERE USER = '{DB_USER}' AND INFO LIKE 'SELECT SLEEP%'")
 
 
-def fire_concurrent_sleeps(host, requests):
+def fire_concurrent_sleeps(stack, requests):
     """Run concurrent_sleeps.py on the host: timings are taken there, not through Ansible."""
-    out = host.check_output("python3 -c %s %s %s %s %s %s %s", LOAD_SCRIPT, str(requests), str(SLEEP_SECONDS),
-                            ",".join(map(str, APP_PORTS)), "haproxy_user", STATS_SOCKET, "msyql/mysql1")
-    return json.loads(out)
+    return run_script(stack.host, LOAD_SCRIPT, requests, SLEEP_SECONDS, ",".join(map(str, APP_PORTS)), DB_USER,
+                      STATS_SOCKET, f"{LISTEN_NAME}/mysql1")
 
 
-@pytest.mark.parametrize("maxconn, requests", [(10, 20), (3, 9)])
-def test_server_maxconn_caps_mysql_sessions_and_queues_the_rest(host, maxconn, requests):
-    if maxconn != 10:
-        result = rerun_on(host, "--tags", "haproxy", haproxy_server_maxconn=maxconn)
-        assert result.returncode == 0, failure_text(result)
-    try:
-        # Pooled connections opened before a reload stay with the old HAProxy
-        # process, under its old limits, until they close: start from fresh pools.
-        host.check_output("systemctl restart " + " ".join(f"flaskapp@{port}" for port in APP_PORTS))
-        # A first request per instance opens its pooled connection and lets
-        # SQLAlchemy initialise, which it does once, holding back other connects.
-        for port in APP_PORTS:
-            assert http_get(host, "/todos", port).status == 200
-        observed = fire_concurrent_sleeps(host, requests)
-    finally:
-        if maxconn != 10:
-            restored = rerun_on(host, "--tags", "haproxy")
-            assert restored.returncode == 0, failure_text(restored)
+def measure_concurrent_sleeps(stack, requests):
+    # Pooled connections opened before a reload stay with the old HAProxy
+    # process, under its old limits, until they close: start from fresh pools.
+    stack.host.check_output("systemctl restart " + " ".join(f"flaskapp@{port}" for port in APP_PORTS))
+    # A first request per instance opens its pooled connection and lets
+    # SQLAlchemy initialise, which it does once, holding back other connects.
+    for port in APP_PORTS:
+        assert stack.http("/todos", port).status == 200
+    with timing_window():
+        return fire_concurrent_sleeps(stack, requests)
+
+
+LOWERED_MAXCONN, LOWERED_REQUESTS = 3, 9
+
+
+@pytest.fixture(scope="module")
+def lowered_limit(stack):
+    """One rerun lowers the server maxconn and turns the stats page on (both are
+    HAProxy settings, so one reload covers them); the concurrency and the page
+    are measured; a rerun with the inventory's values restores both."""
+    record = {}
+    with stack.reconfigured("--tags", "haproxy", haproxy_server_maxconn=LOWERED_MAXCONN,
+                            haproxy_stats_page_enabled="true"):
+        record["observed"] = measure_concurrent_sleeps(stack, LOWERED_REQUESTS)
+        record["stats_page_addresses"] = stack.listening_addresses(8404)
+        record["stats_page"] = stack.host.check_output("curl -sS -w '\\n%%{http_code}' %s",
+                                                       "http://127.0.0.1:8404/;csv")
+    record["stats_page_addresses_after"] = stack.listening_addresses(8404)
+    return record
+
+
+def assert_limit_held(stack, maxconn, requests, observed):
     # HAProxy in TCP mode counts connections, not queries. The first round runs
     # maxconn queries, among them one on each instance's pooled connection. When
     # it ends, those pooled connections go back to their pools still open and
@@ -51,7 +62,7 @@ def test_server_maxconn_caps_mysql_sessions_and_queues_the_rest(host, maxconn, r
     # on connections of their own: later rounds get maxconn - pooled slots.
     pooled = len(APP_PORTS) * POOL_SIZE
     rounds = 1 + math.ceil((requests - maxconn) / (maxconn - pooled))
-    print(f"\n[{host.backend.get_hostname()}] server maxconn {maxconn}: {requests} concurrent "
+    print(f"\n[{stack.name}] server maxconn {maxconn}: {requests} concurrent "
           f"/sleep/{SLEEP_SECONDS} over ports {APP_PORTS} -> at most {observed['max_mysql_sleeps']} "
           f"SELECT SLEEP at once in MySQL; HAProxy max sessions {observed['haproxy_smax']} "
           f"(limit {observed['haproxy_slim']}), max queued {observed['haproxy_qmax']}; "
@@ -65,41 +76,43 @@ def test_server_maxconn_caps_mysql_sessions_and_queues_the_rest(host, maxconn, r
     assert rounds * SLEEP_SECONDS <= observed["elapsed"] < rounds * SLEEP_SECONDS + 1.5
 
 
+def test_server_maxconn_caps_mysql_sessions_and_queues_the_rest(stack):
+    requests = 2 * SERVER_MAXCONN
+    assert_limit_held(stack, SERVER_MAXCONN, requests, measure_concurrent_sleeps(stack, requests))
+
+
+def test_a_lowered_server_maxconn_caps_mysql_sessions_after_a_rerun(stack, lowered_limit):
+    assert_limit_held(stack, LOWERED_MAXCONN, LOWERED_REQUESTS, lowered_limit["observed"])
+
+
 @pytest.fixture(scope="module")
-def live_reconfigure(host):
+def live_reconfigure(stack):
     """Rerun with a new server maxconn while an HTTP request and a mysql client
     session run through HAProxy, then rerun with the defaults again."""
-    units = [mysql_unit(host), "haproxy", *(f"flaskapp@{port}" for port in APP_PORTS)]
-    record = {"pids_before": {unit: main_pid_of(host, unit) for unit in units},
-              "config_before": host.file(HAPROXY_CONFIG).content_string}
+    record = {"pids_before": stack.unit_pids(), "config_before": stack.host.file(HAPROXY_CONFIG).content_string}
     # Long enough to outlast the rerun: the test checks that they did.
     session_seconds = 45
 
     def http_session():
-        record["http"] = http_get(host, f"/sleep/{session_seconds}", APP_PORTS[0])
+        record["http"] = stack.http(f"/sleep/{session_seconds}", APP_PORTS[0])
         record["http_end"] = time.monotonic()
 
     def sql_session():
-        record["sql"] = app_sql_run(host, f"SELECT SLEEP({session_seconds}) AS slept, 'finished' AS state")
+        record["sql"] = stack.app_sql_result(f"SELECT SLEEP({session_seconds}) AS slept, 'finished' AS state")
         record["sql_end"] = time.monotonic()
 
     sessions = [threading.Thread(target=http_session), threading.Thread(target=sql_session)]
     for session in sessions:
         session.start()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        running = root_sql_run(host, "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                                     "WHERE USER = 'haproxy_user' AND INFO LIKE 'SELECT SLEEP%'")
-        if running == "2":
-            break
-    record["rerun"] = rerun_on(host, "--tags", "haproxy", haproxy_server_maxconn=5)
-    record["rerun_end"] = time.monotonic()
-    record["config_during"] = host.file(HAPROXY_CONFIG).content_string
-    record["pids_after"] = {unit: main_pid_of(host, unit) for unit in units}
-    for session in sessions:
-        session.join()
-    record["restore"] = rerun_on(host, "--tags", "haproxy")
-    record["config_after"] = host.file(HAPROXY_CONFIG).content_string
+    record["sessions_running_after"] = wait_for(lambda: stack.root_sql(RUNNING_SLEEPS) == "2", 15, interval=0.2)
+    with stack.reconfigured("--tags", "haproxy", expect_success=False, haproxy_server_maxconn=5) as change:
+        record["rerun_end"] = time.monotonic()
+        record["config_during"] = stack.host.file(HAPROXY_CONFIG).content_string
+        record["pids_after"] = stack.unit_pids()
+        for session in sessions:
+            session.join()
+    record["rerun"], record["restore"] = change.result, change.restored
+    record["config_after"] = stack.host.file(HAPROXY_CONFIG).content_string
     return record
 
 
@@ -107,7 +120,7 @@ def test_rerun_with_a_new_limit_changes_only_the_config_and_reloads(live_reconfi
     rerun = live_reconfigure["rerun"]
     assert rerun.returncode == 0, failure_text(rerun)
     assert changed_tasks(rerun.stdout) == HAPROXY_ONLY, failure_text(rerun)
-    assert "server mysql1 127.0.0.1:3306 maxconn 5 check inter 2s\n" in live_reconfigure["config_during"]
+    assert f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn 5 check inter 2s\n" in live_reconfigure["config_during"]
 
 
 def test_rerun_leaves_mysql_gunicorn_and_the_haproxy_master_running(live_reconfigure):
@@ -116,6 +129,8 @@ def test_rerun_leaves_mysql_gunicorn_and_the_haproxy_master_running(live_reconfi
 
 
 def test_sessions_open_through_haproxy_survive_the_reload(live_reconfigure):
+    # Both sessions were running in MySQL before the rerun began.
+    assert live_reconfigure["sessions_running_after"] is not None, "the sessions never ran in MySQL"
     assert live_reconfigure["http_end"] > live_reconfigure["rerun_end"], "the HTTP request ended before the reload"
     assert live_reconfigure["sql_end"] > live_reconfigure["rerun_end"], "the SQL session ended before the reload"
     assert live_reconfigure["http"].status == 200
@@ -126,45 +141,36 @@ def test_sessions_open_through_haproxy_survive_the_reload(live_reconfigure):
 
 def test_rerun_with_defaults_restores_the_original_file(live_reconfigure):
     restore = live_reconfigure["restore"]
-    assert restore.returncode == 0, failure_text(restore)
     assert changed_tasks(restore.stdout) == HAPROXY_ONLY, failure_text(restore)
     assert live_reconfigure["config_after"] == live_reconfigure["config_before"]
 
 
-def test_config_haproxy_rejects_is_never_applied(host):
-    config = host.file(HAPROXY_CONFIG).content_string
-    pid = main_pid_of(host, "haproxy")
-    result = rerun_on(host, "--tags", "haproxy", haproxy_bind_address="256.0.0.1")
+def test_config_haproxy_rejects_is_never_applied(stack):
+    config = stack.host.file(HAPROXY_CONFIG).content_string
+    pid = stack.main_pid("haproxy")
+    result = stack.rerun("--tags", "haproxy", haproxy_bind_address="256.0.0.1")
     assert result.returncode != 0, failure_text(result)
     # HAProxy's own verdict, from `haproxy -c`, is in the failure.
     message = failure_message(result)
     assert "[ALERT]" in message and "256.0.0.1" in message, failure_text(result)
     assert "Reload HAProxy" not in result.stdout
-    assert host.file(HAPROXY_CONFIG).content_string == config
-    assert main_pid_of(host, "haproxy") == pid
-    assert http_get(host, "/todos").status == 200
+    assert stack.host.file(HAPROXY_CONFIG).content_string == config
+    assert stack.main_pid("haproxy") == pid
+    assert stack.http("/todos").status == 200
 
 
-def test_stats_socket_shows_connections_and_queue(host):
-    stats = haproxy_stats(host)
-    server = stats[("msyql", "mysql1")]
-    assert (server["status"], server["slim"], server["qcur"]) == ("UP", "10", "0")
+def test_stats_socket_shows_connections_and_queue(stack):
+    server = stack.server("mysql1")
+    assert (server["status"], server["slim"], server["qcur"]) == ("UP", str(SERVER_MAXCONN), "0")
     assert {"scur", "smax", "qmax"} <= server.keys()
-    socket_file = host.file(STATS_SOCKET)
+    socket_file = stack.host.file(STATS_SOCKET)
     assert socket_file.is_socket
     assert (socket_file.user, socket_file.group, socket_file.mode) == ("root", "haproxy", 0o660)
 
 
-def test_stats_page_serves_on_loopback_when_enabled(host):
-    result = rerun_on(host, "--tags", "haproxy", haproxy_stats_page_enabled="true")
-    try:
-        assert result.returncode == 0, failure_text(result)
-        assert host.socket("tcp://127.0.0.1:8404").is_listening
-        assert not host.socket("tcp://0.0.0.0:8404").is_listening
-        page = host.check_output("curl -sS -w '\\n%%{http_code}' %s", "http://127.0.0.1:8404/;csv")
-        assert page.endswith("\n200")
-        assert "msyql,mysql1," in page
-    finally:
-        restored = rerun_on(host, "--tags", "haproxy")
-        assert restored.returncode == 0, failure_text(restored)
-    assert not host.socket("tcp://127.0.0.1:8404").is_listening
+def test_stats_page_serves_on_loopback_when_enabled(lowered_limit):
+    assert lowered_limit["stats_page_addresses"] == {"127.0.0.1"}
+    page = lowered_limit["stats_page"]
+    assert page.endswith("\n200")
+    assert f"{LISTEN_NAME},mysql1," in page
+    assert lowered_limit["stats_page_addresses_after"] == set()

@@ -9,20 +9,13 @@ import tempfile
 import urllib.parse
 
 import pytest
-from conftest import (APP_ENV_FILE, APP_PORTS, app_sql_run, changed_tasks, failure_message,
-                      failure_text, haproxy_stats, http_get, main_pid_of, mysql_unit, recap, run_playbook,
-                      wait_for)
-
-
-def todos_status(host, port=8000):
-    """HTTP status of /todos, 0 while nothing answers on the port (for polling)."""
-    result = host.run("curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%s/todos", str(port))
-    return int(result.stdout or 0)
-
+from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_NAME, DB_USER, SEEDED_TODOS, assert_succeeded,
+                                changed_tasks, failure_message, failure_text, recap, run_playbook, timing_window,
+                                wait_for)
 
 # --- Bad input to the playbook ---------------------------------------------------
 
-@pytest.mark.parametrize("variable, value", [
+BAD_VALUES = [
     ("haproxy_server_maxconn", "abc"),
     ("haproxy_global_maxconn", "0"),
     ("haproxy_bind_port", "70000"),
@@ -34,15 +27,31 @@ def todos_status(host, port=8000):
     ("flaskapp_db_pool_size", "-1"),
     ("flaskapp_ports", [8000, 70000]),
     ("mysql_app_user_hosts", ["10.0.0.%"]),
-])
-def test_bad_variable_stops_the_run_before_any_change(host, rerun, variable, value):
-    result = rerun(**{variable: value})
-    assert result.returncode != 0, failure_text(result)
-    assert variable in failure_message(result), failure_text(result)
-    counters = recap(result.stdout, host.backend.get_hostname())
-    assert (counters["changed"], counters["failed"]) == (0, 1), failure_text(result)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_value_run(stack, tmp_path_factory):
+    """One playbook run over an inventory of aliases of this test host, each in
+    every group and each with one bad value: every alias must stop on its own."""
+    inventory = tmp_path_factory.mktemp("bad-values") / "hosts.yml"
+    aliases = {f"bad-{variable}": {"ansible_connection": "community.docker.docker", "ansible_host": stack.name,
+                                   variable: value} for variable, value in BAD_VALUES}
+    inventory.write_text(json.dumps({"all": {
+        "hosts": aliases, "children": {tier: {"hosts": {alias: None for alias in aliases}}
+                                       for tier in ("mysql", "haproxy", "flaskapp")}}}))
+    return run_playbook("--forks", str(len(aliases)), inventory=str(inventory))
+
+
+@pytest.mark.parametrize("variable", [variable for variable, _ in BAD_VALUES])
+def test_bad_variable_stops_the_run_before_any_change(bad_value_run, variable):
+    alias = f"bad-{variable}"
+    assert bad_value_run.returncode != 0, failure_text(bad_value_run)
+    assert variable in failure_message(bad_value_run, alias), failure_text(bad_value_run)
+    counters = recap(bad_value_run.stdout, alias)
+    assert (counters["changed"], counters["failed"]) == (0, 1), failure_text(bad_value_run)
     # It failed in the first play, which checks every role's input, before any role ran.
-    assert "PLAY [Provision" not in result.stdout, failure_text(result)
+    assert "PLAY [Provision" not in bad_value_run.stdout, failure_text(bad_value_run)
 
 
 def test_unsupported_platform_is_refused_before_any_change(tmp_path):
@@ -72,50 +81,50 @@ def test_unsupported_platform_is_refused_before_any_change(tmp_path):
 
 HOSTILE_SECONDS = [
     "-1", "61", "1e3", "nan", "NaN", "inf", "0x10", "1.5.5", " 1", "1 ",
-    "1);DROP TABLE test.todos;--",
-    "1) OR SLEEP(5", "1%29%3BDROP%20TABLE%20test.todos%3B--",  # encoded once more on the wire
+    f"1);DROP TABLE {DB_NAME}.todos;--",
+    "1) OR SLEEP(5", f"1%29%3BDROP%20TABLE%20{DB_NAME}.todos%3B--",  # encoded once more on the wire
     "%31", "１",  # fullwidth digit one
     "9" * 3000,
 ]
 
 
-def test_sleep_refuses_hostile_input_without_running_sql(host, root_sql):
+def test_sleep_refuses_hostile_input_without_running_sql(stack):
     def selects():
-        return int(root_sql("SHOW GLOBAL STATUS LIKE 'Com_select'").split()[1])
+        return int(stack.root_sql("SHOW GLOBAL STATUS LIKE 'Com_select'").split()[1])
 
     before = selects()
     for seconds in HOSTILE_SECONDS:
-        response = http_get(host, "/sleep/" + urllib.parse.quote(seconds, safe=""))
+        response = stack.http("/sleep/" + urllib.parse.quote(seconds, safe=""))
         assert response.status in (400, 404), (seconds[:40], response.status, response.body[:200])
         assert "error" in response.json(), seconds[:40]
     # Encoded slashes and dots change the route, never reach SQL either.
     for path in ("/sleep/1%2F..%2F..%2Ftodos", "/sleep/", "/sleep/1/2"):
-        response = http_get(host, path)
+        response = stack.http(path)
         assert response.status == 404 and "error" in response.json(), path
     assert selects() == before, "a refused request ran a SELECT"
-    assert root_sql("SELECT COUNT(*) FROM test.todos") == "2"
+    assert stack.root_sql(f"SELECT COUNT(*) FROM {DB_NAME}.todos") == str(len(SEEDED_TODOS))
 
 
-def test_unknown_routes_are_json_404(http):
-    response = http("/nope")
+def test_unknown_routes_are_json_404(stack):
+    response = stack.http("/nope")
     assert response.status == 404
     assert "error" in response.json()
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
-def test_other_methods_are_json_405(http, method):
-    response = http("/todos", method=method)
+def test_other_methods_are_json_405(stack, method):
+    response = stack.http("/todos", method=method)
     assert response.status == 405
     assert "error" in response.json()
 
 
 # --- Secrets ----------------------------------------------------------------------
 
-def deployed_password(host):
-    return host.check_output("set -a; . %s; printf %%s \"$FLASKAPP_DB_PASSWORD\"", APP_ENV_FILE)
+def deployed_password(stack):
+    return stack.host.check_output("set -a; . %s; printf %%s \"$FLASKAPP_DB_PASSWORD\"", APP_ENV_FILE)
 
 
-def test_vaulted_password_converges_and_is_never_printed(host, rerun, app_sql):
+def test_vaulted_password_converges_and_is_never_printed(stack):
     vaulted = "Vaulted-" + os.urandom(12).hex()
     with tempfile.TemporaryDirectory() as tmp:
         vault_pass, vars_file = pathlib.Path(tmp, "vault-pass"), pathlib.Path(tmp, "vault.yml")
@@ -124,138 +133,128 @@ def test_vaulted_password_converges_and_is_never_printed(host, rerun, app_sql):
         subprocess.run(["ansible-vault", "encrypt", "--vault-password-file", str(vault_pass), str(vars_file)],
                        capture_output=True, check=True)
         assert vaulted not in vars_file.read_text()
-        result = rerun("-v", "--diff", "-e", f"@{vars_file}", "--vault-password-file", str(vault_pass))
-    try:
-        assert result.returncode == 0, failure_text(result)
-        assert vaulted not in result.stdout + result.stderr
-        assert deployed_password(host) == vaulted
-        for port in APP_PORTS:
-            assert todos_status(host, port) == 200
-        assert app_sql("SELECT COUNT(*) FROM test.todos").strip() == "2"
-    finally:
-        restored = rerun()
-        assert restored.returncode == 0, failure_text(restored)
-    assert deployed_password(host) != vaulted
-    assert todos_status(host) == 200
+        # The restore runs without the vault: back to the generated password.
+        with stack.reconfigured("-v", "--diff", "-e", f"@{vars_file}", "--vault-password-file", str(vault_pass),
+                                restore_args=()) as change:
+            assert vaulted not in change.result.stdout + change.result.stderr
+            assert deployed_password(stack) == vaulted
+            for port in APP_PORTS:
+                assert stack.http_status("/todos", port) == 200
+            assert stack.app_sql(f"SELECT COUNT(*) FROM {DB_NAME}.todos").strip() == str(len(SEEDED_TODOS))
+    assert deployed_password(stack) != vaulted
+    assert stack.http_status() == 200
 
 
-def test_password_is_only_in_the_root_only_env_file(host):
-    env_file = host.file(APP_ENV_FILE)
+def test_password_is_only_in_the_root_only_env_file(stack):
+    env_file = stack.host.file(APP_ENV_FILE)
     assert (env_file.user, env_file.group, env_file.mode) == ("root", "root", 0o600)
-    assert host.file(os.path.dirname(APP_ENV_FILE)).mode == 0o700
-    found = host.run("set -a; . %s; grep -rlsF -- \"$FLASKAPP_DB_PASSWORD\" "
-                     "/etc /opt /var /root /home /tmp /run /srv /usr/local", APP_ENV_FILE)
+    assert stack.host.file(os.path.dirname(APP_ENV_FILE)).mode == 0o700
+    found = stack.host.run("set -a; . %s; grep -rlsF -- \"$FLASKAPP_DB_PASSWORD\" "
+                           "/etc /opt /var /root /home /tmp /run /srv /usr/local", APP_ENV_FILE)
     assert found.stdout.split() == [APP_ENV_FILE]
 
 
-def test_password_is_not_on_any_command_line(host):
-    password = deployed_password(host)
+def test_password_is_not_on_any_command_line(stack):
+    password = deployed_password(stack)
     assert len(password) >= 16
-    command_lines = host.check_output("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' || true")
+    command_lines = stack.host.check_output("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' || true")
     assert "gunicorn" in command_lines
     assert password not in command_lines
-    assert password not in host.check_output("ps -eo args")
+    assert password not in stack.host.check_output("ps -eo args")
 
 
 # --- Least privilege and exposure --------------------------------------------------
 
-def test_app_account_has_exactly_the_configured_grants(root_sql):
-    for account in ("'haproxy_user'@'localhost'", "'haproxy_user'@'127.0.0.1'"):
-        grants = [line.split(" TO ")[0] for line in root_sql(f"SHOW GRANTS FOR {account}").splitlines()]
-        assert grants == ["GRANT USAGE ON *.*", "GRANT SELECT ON `test`.*"], (account, grants)
+def test_app_account_has_exactly_the_configured_grants(stack):
+    for account in (f"'{DB_USER}'@'localhost'", f"'{DB_USER}'@'127.0.0.1'"):
+        grants = [line.split(" TO ")[0] for line in stack.root_sql(f"SHOW GRANTS FOR {account}").splitlines()]
+        assert grants == ["GRANT USAGE ON *.*", f"GRANT SELECT ON `{DB_NAME}`.*"], (account, grants)
     # No account for any host but HAProxy's.
-    assert root_sql("SELECT Host FROM mysql.user WHERE User = 'haproxy_user' ORDER BY Host").split() == \
+    assert stack.root_sql(f"SELECT Host FROM mysql.user WHERE User = '{DB_USER}' ORDER BY Host").split() == \
         ["127.0.0.1", "localhost"]
 
 
-def test_the_originals_grant_all_is_opt_in_idempotent_and_reversible(host, rerun):
+def test_the_originals_grant_all_is_opt_in_idempotent_and_reversible(stack):
     def app_reads_mysql_user_table():
-        return app_sql_run(host, "SELECT COUNT(*) FROM mysql.user").rc == 0
+        return stack.app_sql_result("SELECT COUNT(*) FROM mysql.user").rc == 0
 
     assert not app_reads_mysql_user_table()
-    try:
-        granted = rerun("--tags", "mysql", mysql_app_grant_all_privileges="true")
-        assert granted.returncode == 0, failure_text(granted)
-        assert changed_tasks(granted.stdout) == ["mysql : Grant all privileges, as the original write-up does"]
+    with stack.reconfigured("--tags", "mysql", mysql_app_grant_all_privileges="true") as change:
+        assert changed_tasks(change.result.stdout) == ["mysql : Grant all privileges, as the original write-up does"]
         assert app_reads_mysql_user_table()
-        again = rerun("--tags", "mysql", mysql_app_grant_all_privileges="true")
-        assert again.returncode == 0, failure_text(again)
+        again = assert_succeeded(stack.rerun("--tags", "mysql", mysql_app_grant_all_privileges="true"))
         assert changed_tasks(again.stdout) == [], failure_text(again)
-    finally:
-        restored = rerun("--tags", "mysql")
-    assert restored.returncode == 0, failure_text(restored)
-    assert changed_tasks(restored.stdout) == ["mysql : Create the application account"], failure_text(restored)
+    assert changed_tasks(change.restored.stdout) == ["mysql : Create the application account"], \
+        failure_text(change.restored)
     assert not app_reads_mysql_user_table()
 
 
-def test_gunicorn_runs_sandboxed_and_unprivileged(host):
+def test_gunicorn_runs_sandboxed_and_unprivileged(stack):
     for port in APP_PORTS:
         unit = f"flaskapp@{port}"
-        properties = dict(line.split("=", 1) for line in host.check_output(
+        properties = dict(line.split("=", 1) for line in stack.host.check_output(
             "systemctl show -p User -p NoNewPrivileges -p ProtectSystem -p ProtectHome -p PrivateTmp "
             "-p PrivateDevices %s", unit).splitlines())
         assert properties == {"User": "flaskapp", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
                               "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes"}, unit
-        pid = main_pid_of(host, unit)
-        status = host.file(f"/proc/{pid}/status").content_string
+        status = stack.host.file(f"/proc/{stack.main_pid(unit)}/status").content_string
         assert "\nNoNewPrivs:\t1\n" in status
         uid = int(status.split("\nUid:\t")[1].split()[0])
-        assert uid != 0 and host.user("flaskapp").uid == uid
-        assert host.user("flaskapp").shell == "/usr/sbin/nologin"
+        assert uid != 0 and stack.host.user("flaskapp").uid == uid
+        assert stack.host.user("flaskapp").shell == "/usr/sbin/nologin"
         # Its code and virtualenv are root's: the app cannot change them.
-        assert host.file("/opt/flaskapp/app/app.py").user == "root"
-        assert http_get(host, "/todos", port).status == 200
+        assert stack.host.file("/opt/flaskapp/app/app.py").user == "root"
+        assert stack.http("/todos", port).status == 200
 
 
 # --- Faults, each recovered without rerunning the playbook ---------------------------
 
-def test_killed_gunicorn_master_is_restarted_by_systemd(host):
+def test_killed_gunicorn_master_is_restarted_by_systemd(stack):
     unit, port = f"flaskapp@{APP_PORTS[0]}", APP_PORTS[0]
-    pid = main_pid_of(host, unit)
-    host.check_output("kill -9 %s", str(pid))
-    recovered = wait_for(lambda: main_pid_of(host, unit) not in (0, pid) and todos_status(host, port) == 200, 10)
-    print(f"\n[{host.backend.get_hostname()}] {unit} killed with SIGKILL: answering again after {recovered}s")
+    pid = stack.main_pid(unit)
+    with timing_window():
+        stack.host.check_output("kill -9 %s", str(pid))
+        recovered = wait_for(lambda: stack.main_pid(unit) not in (0, pid) and stack.http_status("/todos", port) == 200,
+                             10)
+    print(f"\n[{stack.name}] {unit} killed with SIGKILL: answering again after {recovered}s")
     assert recovered is not None, "no answer within 10 s"
 
 
-def test_app_survives_a_mysql_restart(host):
+def test_app_survives_a_mysql_restart(stack):
     for port in APP_PORTS:
-        assert todos_status(host, port) == 200  # pooled connections are open
-    host.check_output("systemctl restart %s", mysql_unit(host))
+        assert stack.http_status("/todos", port) == 200  # pooled connections are open
+    stack.host.check_output("systemctl restart %s", stack.mysql_unit)
     # The pool tests each connection before use and replaces the dead ones.
     for port in APP_PORTS:
-        response = http_get(host, "/todos", port)
+        response = stack.http("/todos", port)
         assert response.status == 200, response.body
 
 
-def outage(host, unit, marked_down=None, marked_up=None):
+def outage(stack, unit, marked_down=None, marked_up=None):
     """Stop a unit under the running app and see how the app answers (and, if
     given, how long until HAProxy marks the server down); start it again and see
     how long until every instance answers (and HAProxy marks it up)."""
     record = {}
-    host.check_output("systemctl stop %s", unit)
-    try:
-        record["during"] = http_get(host, "/todos")
-        if marked_down:
-            record["marked_down_after"] = wait_for(lambda: marked_down(host), 15)
-    finally:
-        host.check_output("systemctl start %s", unit)
-    record["recovered_after"] = wait_for(
-        lambda: all(todos_status(host, port) == 200 for port in APP_PORTS)
-        and (marked_up is None or marked_up(host)), 20)
+    with timing_window():
+        stack.host.check_output("systemctl stop %s", unit)
+        try:
+            record["during"] = stack.http("/todos")
+            if marked_down:
+                record["marked_down_after"] = wait_for(marked_down, 15)
+        finally:
+            stack.host.check_output("systemctl start %s", unit)
+        record["recovered_after"] = wait_for(
+            lambda: all(stack.http_status("/todos", port) == 200 for port in APP_PORTS)
+            and (marked_up is None or marked_up()), 20)
     return record
 
 
-def mysql_server_status(host):
-    return haproxy_stats(host)[("msyql", "mysql1")]["status"]
-
-
-def test_mysql_down_gives_a_quick_503_and_haproxy_marks_it_down(host):
-    record = outage(host, mysql_unit(host),
-                    marked_down=lambda h: mysql_server_status(h) == "DOWN",
-                    marked_up=lambda h: mysql_server_status(h) == "UP")
+def test_mysql_down_gives_a_quick_503_and_haproxy_marks_it_down(stack):
+    record = outage(stack, stack.mysql_unit,
+                    marked_down=lambda: stack.server("mysql1")["status"] == "DOWN",
+                    marked_up=lambda: stack.server("mysql1")["status"] == "UP")
     during = record["during"]
-    print(f"\n[{host.backend.get_hostname()}] MySQL stopped: /todos {during.status} in {during.seconds:.2f}s; "
+    print(f"\n[{stack.name}] MySQL stopped: /todos {during.status} in {during.seconds:.2f}s; "
           f"HAProxy marked it DOWN after {record['marked_down_after']}s; "
           f"all instances 200 and server UP again {record['recovered_after']}s after the start")
     assert during.status == 503 and during.json() == {"error": "database unavailable"}
@@ -264,10 +263,10 @@ def test_mysql_down_gives_a_quick_503_and_haproxy_marks_it_down(host):
     assert record["recovered_after"] is not None, "no recovery within 20 s of MySQL's start"
 
 
-def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(host):
-    record = outage(host, "haproxy")
+def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(stack):
+    record = outage(stack, "haproxy")
     during = record["during"]
-    print(f"\n[{host.backend.get_hostname()}] HAProxy stopped: /todos {during.status} in {during.seconds:.2f}s; "
+    print(f"\n[{stack.name}] HAProxy stopped: /todos {during.status} in {during.seconds:.2f}s; "
           f"all instances 200 again {record['recovered_after']}s after the start")
     assert during.status == 503 and during.json() == {"error": "database unavailable"}
     assert during.seconds < 10

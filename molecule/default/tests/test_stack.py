@@ -5,102 +5,99 @@ import threading
 import time
 
 import pytest
-from conftest import APP_ENV_FILE, APP_PORTS, PROJECT, app_connection_tls, changed_tasks, failure_text, recap
+from flaskstack_testlib import (APP_PORTS, DB_NAME, DB_USER, HAPROXY_CONFIG, LISTEN_NAME, MYSQL_PORT,
+                                PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATS_SOCKET, assert_succeeded,
+                                changed_tasks, failure_text, recap, timing_window)
 
 ROLE = PROJECT / "roles" / "flaskapp"
 sys.path.insert(0, str(ROLE / "filter_plugins"))
 from requirements import pins_for_python  # noqa: E402
 
-EXPECTED_TODOS = {
-    "1": {"item": "task1", "status": "pending"},
-    "2": {"item": "task2", "status": "done"},
-}
 
-
-def test_services_are_running_and_enabled(host, mysql_service):
-    for name in (mysql_service, "haproxy", *(f"flaskapp@{port}" for port in APP_PORTS)):
-        service = host.service(name)
+def test_services_are_running_and_enabled(stack):
+    for name in stack.unit_pids():
+        service = stack.host.service(name)
         assert service.is_running, name
         assert service.is_enabled, name
 
 
-@pytest.mark.parametrize("port", [3306, 5555, *APP_PORTS])
-def test_port_listens_on_loopback_only(host, port):
-    assert host.socket(f"tcp://127.0.0.1:{port}").is_listening
-    assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening
-    assert not host.socket(f"tcp://:::{port}").is_listening
+@pytest.mark.parametrize("port", [MYSQL_PORT, PROXY_PORT, *APP_PORTS])
+def test_port_listens_on_loopback_only(stack, port):
+    # The sockets themselves: one bound to every address would show as '*' or '0.0.0.0'.
+    assert stack.listening_addresses(port) == {"127.0.0.1"}
 
 
 def test_haproxy_accepts_the_deployed_config(host):
-    assert host.run("haproxy -c -f /etc/haproxy/haproxy.cfg").rc == 0
+    assert host.run("haproxy -c -f %s", HAPROXY_CONFIG).rc == 0
 
 
 def test_haproxy_config_is_the_layer4_listener_of_the_original(host):
-    config = {line.strip() for line in host.file("/etc/haproxy/haproxy.cfg").content_string.splitlines()}
-    for line in ("maxconn 100", "stats socket /run/haproxy/admin.sock mode 660 level admin expose-fd listeners",
+    config = {line.strip() for line in host.file(HAPROXY_CONFIG).content_string.splitlines()}
+    for line in ("maxconn 100", f"stats socket {STATS_SOCKET} mode 660 level admin expose-fd listeners",
                  "timeout connect 5s", "timeout client 300s", "timeout server 300s",
-                 "listen msyql", "bind 127.0.0.1:5555", "mode tcp", "option srvtcpka",
+                 f"listen {LISTEN_NAME}", f"bind 127.0.0.1:{PROXY_PORT}", "mode tcp", "option srvtcpka",
                  "balance roundrobin", "timeout queue 60s",
-                 "server mysql1 127.0.0.1:3306 maxconn 10 check inter 2s"):
+                 f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn {SERVER_MAXCONN} check inter 2s"):
         assert line in config, line
 
 
-def test_root_of_each_instance_says_welcome(http):
+def test_root_of_each_instance_says_welcome(stack):
     for port in APP_PORTS:
-        response = http("/", port)
+        response = stack.http("/", port)
         assert (response.status, response.body) == (200, "Welcome!\n"), port
 
 
-def test_todos_come_through_each_instance(http):
+def test_todos_come_through_each_instance(stack):
     for port in APP_PORTS:
-        response = http("/todos", port)
+        response = stack.http("/todos", port)
         assert response.status == 200, port
-        assert response.json() == EXPECTED_TODOS, port
+        assert response.json() == SEEDED_TODOS, port
 
 
-def test_sleep_runs_in_mysql_for_about_the_asked_time(http):
-    response = http("/sleep/1")
+def test_sleep_runs_in_mysql_for_about_the_asked_time(stack):
+    with timing_window():
+        response = stack.http("/sleep/1")
     assert response.status == 200
     assert response.json() == {"slept": 1}
     assert 0.9 <= response.seconds < 2.5, response.seconds
 
 
 @pytest.mark.parametrize("seconds", ["abc", "-1", "1e3", "nan", "100000"])
-def test_sleep_refuses_what_is_not_a_bounded_number(http, seconds):
-    response = http(f"/sleep/{seconds}")
+def test_sleep_refuses_what_is_not_a_bounded_number(stack, seconds):
+    response = stack.http(f"/sleep/{seconds}")
     assert response.status == 400
     assert "error" in response.json()
 
 
-def test_app_user_reads_todos_through_haproxy(app_sql):
-    rows = app_sql("SELECT id, item, status FROM test.todos ORDER BY id")
-    assert rows.splitlines() == ["1\ttask1\tpending", "2\ttask2\tdone"]
+def test_app_user_reads_todos_through_haproxy(stack):
+    rows = stack.app_sql(f"SELECT id, item, status FROM {DB_NAME}.todos ORDER BY id")
+    assert rows.splitlines() == [f"{id_}\t{row['item']}\t{row['status']}" for id_, row in SEEDED_TODOS.items()]
 
 
-def test_processlist_shows_the_apps_sleep_from_the_app_user(host, http, root_sql):
-    sleeper = threading.Thread(target=http, args=("/sleep/3", 8001))
+def test_processlist_shows_the_apps_sleep_from_the_app_user(stack):
+    sleeper = threading.Thread(target=stack.http, args=("/sleep/3", APP_PORTS[1]))
     sleeper.start()
     try:
         seen = []
         deadline = time.monotonic() + 2.5
         while time.monotonic() < deadline and not seen:
-            seen = [row for row in root_sql("SHOW FULL PROCESSLIST").splitlines()
-                    if "\thaproxy_user\t" in row and "SELECT SLEEP" in row]
-        assert seen, "no SELECT SLEEP from haproxy_user in SHOW PROCESSLIST"
+            seen = [row for row in stack.root_sql("SHOW FULL PROCESSLIST").splitlines()
+                    if f"\t{DB_USER}\t" in row and "SELECT SLEEP" in row]
+        assert seen, f"no SELECT SLEEP from {DB_USER} in SHOW PROCESSLIST"
     finally:
         sleeper.join()
 
 
-def test_app_skips_tls_when_the_whole_path_to_mysql_is_this_host(host):
+def test_app_skips_tls_when_the_whole_path_to_mysql_is_this_host(stack):
     # PyMySQL 1.2 would otherwise build a TLS context for every new connection.
-    assert "FLASKAPP_DB_TLS=disabled" in host.file(APP_ENV_FILE).content_string
-    _, tries_tls = app_connection_tls(host)
+    assert "FLASKAPP_DB_TLS=disabled" in stack.env_file()
+    _, tries_tls = stack.app_connection_tls()
     assert not tries_tls
 
 
-def test_seeding_never_duplicates_rows(root_sql):
+def test_seeding_never_duplicates_rows(stack):
     # Verify runs after converge and the idempotence run: the seed ran twice.
-    assert root_sql("SELECT COUNT(*) FROM test.todos").strip() == "2"
+    assert stack.root_sql(f"SELECT COUNT(*) FROM {DB_NAME}.todos") == str(len(SEEDED_TODOS))
 
 
 def test_virtualenv_holds_the_pins_for_the_hosts_python(host):
@@ -113,35 +110,33 @@ def test_virtualenv_holds_the_pins_for_the_hosts_python(host):
         assert pin.lower() in installed, pin
 
 
-def test_check_mode_on_the_converged_host_reports_no_changes(host, rerun):
-    result = rerun("--check", "--diff")
-    assert result.returncode == 0, failure_text(result)
-    assert recap(result.stdout, host.backend.get_hostname())["changed"] == 0, failure_text(result)
+def test_check_mode_on_the_converged_host_reports_no_changes(stack):
+    result = assert_succeeded(stack.rerun("--check", "--diff"))
+    assert recap(result.stdout, stack.name)["changed"] == 0, failure_text(result)
 
 
-def test_rerun_keeps_rows_users_changed(root_sql, rerun):
-    root_sql("UPDATE test.todos SET status = 'changed by a user' WHERE id = 1")
+def test_rerun_keeps_rows_users_changed(stack):
+    stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = 'changed by a user' WHERE id = 1")
     try:
-        result = rerun("--tags", "mysql")
-        assert result.returncode == 0, failure_text(result)
+        result = assert_succeeded(stack.rerun("--tags", "mysql"))
         assert changed_tasks(result.stdout) == [], failure_text(result)
-        assert root_sql("SELECT status FROM test.todos WHERE id = 1") == "changed by a user"
-        assert root_sql("SELECT COUNT(*) FROM test.todos") == "2"
+        assert stack.root_sql(f"SELECT status FROM {DB_NAME}.todos WHERE id = 1") == "changed by a user"
+        assert stack.root_sql(f"SELECT COUNT(*) FROM {DB_NAME}.todos") == str(len(SEEDED_TODOS))
     finally:
-        root_sql("UPDATE test.todos SET status = 'pending' WHERE id = 1")
+        stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = '{SEEDED_TODOS['1']['status']}' WHERE id = 1")
 
 
-def test_a_changed_app_file_is_restored_and_restarts_only_the_app(host, http, rerun, main_pid, mysql_service):
-    pids = {unit: main_pid(unit) for unit in (mysql_service, "haproxy", "flaskapp@8000", "flaskapp@8001")}
-    host.check_output("echo '# local edit' >> /opt/flaskapp/app/app.py")
-    result = rerun("--tags", "flaskapp")
-    assert result.returncode == 0, failure_text(result)
-    assert changed_tasks(result.stdout) == ["flaskapp : Copy the app", "flaskapp : Restart the app"], failure_text(result)
-    assert "# local edit" not in host.file("/opt/flaskapp/app/app.py").content_string
+def test_a_changed_app_file_is_restored_and_restarts_only_the_app(stack):
+    pids = stack.unit_pids()
+    stack.host.check_output("echo '# local edit' >> /opt/flaskapp/app/app.py")
+    result = assert_succeeded(stack.rerun("--tags", "flaskapp"))
+    assert changed_tasks(result.stdout) == ["flaskapp : Copy the app", "flaskapp : Restart the app"], \
+        failure_text(result)
+    assert "# local edit" not in stack.host.file("/opt/flaskapp/app/app.py").content_string
     for unit, pid in pids.items():
         if unit.startswith("flaskapp@"):
-            assert main_pid(unit) != pid, unit
+            assert stack.main_pid(unit) != pid, unit
         else:
-            assert main_pid(unit) == pid, unit
+            assert stack.main_pid(unit) == pid, unit
     for port in APP_PORTS:
-        assert http("/todos", port).status == 200
+        assert stack.http("/todos", port).status == 200

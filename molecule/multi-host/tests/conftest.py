@@ -1,6 +1,6 @@
-"""The four hosts of the multi-host scenario, reached by name, and their
-addresses on the scenario's network. Helpers are shared with the single-host
-scenario (molecule/resources/flaskstack_testlib.py)."""
+"""The four hosts of the multi-host scenario as `stacks` (one Stack each, from
+molecule/resources/flaskstack_testlib.py, shared with the single-host scenario),
+reached by inventory name, and their addresses on the scenario's network."""
 import os
 import pathlib
 import sys
@@ -9,17 +9,19 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
+from flaskstack_testlib import Stack  # noqa: E402
 
 NAMES = ("db1", "lb1", "app1", "app2")
 
 
 @pytest.fixture(scope="module")
-def hosts():
+def stacks():
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    return {name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}") for name in NAMES}
+    return {name: Stack(testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}"), name)
+            for name in NAMES}
 
 
 @pytest.fixture(scope="module")
-def address(hosts):
+def address(stacks):
     """Each host's IPv4 address on the network the tiers share."""
-    return {name: host.check_output("hostname -I").split()[0] for name, host in hosts.items()}
+    return {name: stack.host.check_output("hostname -I").split()[0] for name, stack in stacks.items()}

@@ -8,25 +8,26 @@ import threading
 import time
 
 import pytest
-from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, HAPROXY_CONFIG, app_connection_tls, changed_tasks,
-                                failure_text, haproxy_command, haproxy_stats, http_get, mysql_unit, root_sql_run,
-                                run_playbook, wait_for)
+import yaml
+from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME,
+                                MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, changed_tasks,
+                                run_script, wait_for)
 
-PROBE_SCRIPT = (pathlib.Path(__file__).parent / "http_probe.py").read_text()
+PROBE_SCRIPT = pathlib.Path(__file__).parent / "http_probe.py"
 APP_HOSTS = ("app1", "app2")
 INSTANCES = {f"{name}-{port}" for name in APP_HOSTS for port in APP_PORTS}
-SEEDED = {"1": {"item": "task1", "status": "pending"}, "2": {"item": "task2", "status": "done"}}
-HAPROXY_ONLY = ["haproxy : Write haproxy.cfg", "haproxy : Reload HAProxy"]
-MYSQL_HOST_OF_APP_ACCOUNT = "SELECT Host FROM mysql.user WHERE User = 'haproxy_user' ORDER BY Host"
+MULTI_HOST_HAPROXY = yaml.safe_load((PROJECT / "inventory/multi-host/group_vars/haproxy.yml").read_text())
+HTTP_NAME = DEFAULTS["haproxy"]["haproxy_http_name"]
+SERVED_BY = MULTI_HOST_HAPROXY["haproxy_http_served_by_header"]
+MYSQL_HOST_OF_APP_ACCOUNT = f"SELECT Host FROM mysql.user WHERE User = '{DB_USER}' ORDER BY Host"
 
 
-def probe(host, url, seconds, interval=0.05):
-    """Requests to url from host for some seconds: [[t, status, served_by], ...]."""
-    return json.loads(host.check_output("python3 -c %s %s %s %s %s", PROBE_SCRIPT, url,
-                                        str(seconds), str(interval), "X-Served-By"))
+def probe(stack, url, seconds, interval=0.05):
+    """Requests to url from a host for some seconds: [[t, status, served_by], ...]."""
+    return run_script(stack.host, PROBE_SCRIPT, url, seconds, interval, SERVED_BY)
 
 
-def connect_as_app(host, db_host, port):
+def connect_as_app(stack, db_host, port):
     """Log in as the app's account from this host with the app's own driver, the
     password read from the app's root-only file into the environment. Returns
     'connected' or MySQL's error code and message."""
@@ -37,46 +38,46 @@ def connect_as_app(host, db_host, port):
               "    print('connected')\n"
               "except pymysql.err.OperationalError as error:\n"
               "    print(error.args[0], error.args[1])\n")
-    return host.check_output("set -a; . %s; /opt/flaskapp/venv/bin/python -c %s %s %s",
-                             APP_ENV_FILE, script, db_host, str(port))
+    return stack.host.check_output("set -a; . %s; /opt/flaskapp/venv/bin/python -c %s %s %s",
+                                   APP_ENV_FILE, script, db_host, str(port))
 
 
 def app_account_hosts(db):
-    return root_sql_run(db, MYSQL_HOST_OF_APP_ACCOUNT).split()
+    return db.root_sql(MYSQL_HOST_OF_APP_ACCOUNT).split()
 
 
 # --- Each tier on its own hosts, listening where its clients are -----------------
 
-def test_each_tier_runs_only_on_its_hosts(hosts):
-    db, lb = hosts["db1"], hosts["lb1"]
-    assert db.service(mysql_unit(db)).is_running
-    assert lb.service("haproxy").is_running and lb.service("haproxy").is_enabled
+def test_each_tier_runs_only_on_its_hosts(stacks):
+    db, lb = stacks["db1"], stacks["lb1"]
+    assert db.host.service(db.mysql_unit).is_running
+    assert lb.host.service("haproxy").is_running and lb.host.service("haproxy").is_enabled
     for name in APP_HOSTS:
         for port in APP_PORTS:
-            assert hosts[name].service(f"flaskapp@{port}").is_running
-    for name, host in hosts.items():
+            assert stacks[name].host.service(f"flaskapp@{port}").is_running
+    for name, stack in stacks.items():
         if name != "db1":
-            assert not host.exists("mysqld"), name
+            assert not stack.host.exists("mysqld"), name
         if name != "lb1":
-            assert not host.exists("haproxy"), name
+            assert not stack.host.exists("haproxy"), name
         if name not in APP_HOSTS:
-            assert not host.file("/opt/flaskapp").exists, name
+            assert not stack.host.file("/opt/flaskapp").exists, name
 
 
-def test_services_listen_on_the_stack_network(hosts, address):
-    assert hosts["db1"].socket(f"tcp://{address['db1']}:3306").is_listening
-    assert hosts["lb1"].socket(f"tcp://{address['lb1']}:5555").is_listening
-    assert hosts["lb1"].socket(f"tcp://{address['lb1']}:80").is_listening
+def test_services_listen_on_the_stack_network_only(stacks, address):
+    # The sockets themselves: one bound to every address would show as '*' or '0.0.0.0'.
+    assert stacks["db1"].listening_addresses(MYSQL_PORT) == {address["db1"]}
+    assert stacks["lb1"].listening_addresses(PROXY_PORT) == {address["lb1"]}
+    assert stacks["lb1"].listening_addresses(80) == {address["lb1"]}
     for name in APP_HOSTS:
         for port in APP_PORTS:
-            assert hosts[name].socket(f"tcp://{address[name]}:{port}").is_listening
-        env = hosts[name].file(APP_ENV_FILE).content_string
-        assert f"FLASKAPP_DB_HOST={address['lb1']}\n" in env
+            assert stacks[name].listening_addresses(port) == {address[name]}, (name, port)
+        assert f"FLASKAPP_DB_HOST={address['lb1']}\n" in stacks[name].env_file()
 
 
-def test_status_command_shows_each_hosts_part(hosts, address):
-    assert "haproxy.service: active (running)" in hosts["lb1"].check_output("flaskstack-status")
-    report = hosts["app1"].check_output("flaskstack-status")
+def test_status_command_shows_each_hosts_part(stacks, address):
+    assert "haproxy.service: active (running)" in stacks["lb1"].host.check_output("flaskstack-status")
+    report = stacks["app1"].host.check_output("flaskstack-status")
     for port in APP_PORTS:
         assert f"GET http://{address['app1']}:{port}/todos -> 200" in report
 
@@ -85,31 +86,30 @@ def test_status_command_shows_each_hosts_part(hosts, address):
 
 @pytest.mark.parametrize("name", APP_HOSTS)
 @pytest.mark.parametrize("port", APP_PORTS)
-def test_todos_on_every_app_instance(hosts, address, name, port):
-    response = http_get(hosts[name], "/todos", port, address=address[name])
+def test_todos_on_every_app_instance(stacks, address, name, port):
+    response = stacks[name].http("/todos", port, address=address[name])
     assert response.status == 200, response.body
-    assert response.json() == SEEDED
+    assert response.json() == SEEDED_TODOS
 
 
 @pytest.mark.parametrize("name", APP_HOSTS)
-def test_app_offers_tls_when_its_traffic_leaves_the_host(hosts, name):
-    pymysql_version, tries_tls = app_connection_tls(hosts[name])
-    assert "FLASKAPP_DB_TLS=preferred" in hosts[name].file(APP_ENV_FILE).content_string
+def test_app_offers_tls_when_its_traffic_leaves_the_host(stacks, name):
+    pymysql_version, tries_tls = stacks[name].app_connection_tls()
+    assert "FLASKAPP_DB_TLS=preferred" in stacks[name].env_file()
     # PyMySQL 1.1 (Python 3.8, Ubuntu 20.04) has no preferred mode.
     assert tries_tls == (pymysql_version >= (1, 2))
 
 
-def test_mysql_sees_connections_from_lb1_not_from_the_app(hosts, address):
-    db = hosts["db1"]
-    sleeper = threading.Thread(target=http_get, args=(hosts["app1"], "/sleep/3"),
-                               kwargs={"address": address["app1"]})
+def test_mysql_sees_connections_from_lb1_not_from_the_app(stacks, address):
+    db = stacks["db1"]
+    sleeper = threading.Thread(target=stacks["app1"].http, args=("/sleep/3",), kwargs={"address": address["app1"]})
     sleeper.start()
     seen = set()
     try:
         # The query's connection, as MySQL shows it: "address:port" of its peer.
         def sleep_query_seen():
-            rows = root_sql_run(db, "SELECT HOST FROM information_schema.PROCESSLIST "
-                                    "WHERE USER = 'haproxy_user' AND INFO LIKE 'SELECT SLEEP%'")
+            rows = db.root_sql("SELECT HOST FROM information_schema.PROCESSLIST "
+                               f"WHERE USER = '{DB_USER}' AND INFO LIKE 'SELECT SLEEP%'")
             seen.update(row.rsplit(":", 1)[0] for row in rows.split())
             return seen
         assert wait_for(sleep_query_seen, timeout=3, interval=0.2) is not None, "no SELECT SLEEP seen on db1"
@@ -117,46 +117,42 @@ def test_mysql_sees_connections_from_lb1_not_from_the_app(hosts, address):
         sleeper.join()
     assert seen == {address["lb1"]}, f"app1 is {address['app1']}, lb1 is {address['lb1']}"
     # Every connection of the app's account, pooled ones included, comes from lb1.
-    peers = root_sql_run(db, "SELECT DISTINCT SUBSTRING_INDEX(HOST, ':', 1) FROM information_schema.PROCESSLIST "
-                             "WHERE USER = 'haproxy_user'").split()
+    peers = db.root_sql("SELECT DISTINCT SUBSTRING_INDEX(HOST, ':', 1) FROM information_schema.PROCESSLIST "
+                        f"WHERE USER = '{DB_USER}'").split()
     assert peers == [address["lb1"]]
 
 
-def test_app_account_exists_only_for_lb1(hosts, address):
-    assert app_account_hosts(hosts["db1"]) == [address["lb1"]]
+def test_app_account_exists_only_for_lb1(stacks, address):
+    assert app_account_hosts(stacks["db1"]) == [address["lb1"]]
 
 
 @pytest.mark.parametrize("name", APP_HOSTS)
-def test_mysql_refuses_the_app_account_straight_from_an_app_host(hosts, address, name):
+def test_mysql_refuses_the_app_account_straight_from_an_app_host(stacks, address, name):
     # Through lb1 the same credentials work, so the refusal is about the host.
-    assert connect_as_app(hosts[name], address["lb1"], 5555) == "connected"
-    answer = connect_as_app(hosts[name], address["db1"], 3306)
+    assert connect_as_app(stacks[name], address["lb1"], PROXY_PORT) == "connected"
+    answer = connect_as_app(stacks[name], address["db1"], MYSQL_PORT)
     # 1130: the host is not allowed to connect, refused before any password check.
     assert answer.startswith("1130 "), answer
     assert address[name] in answer
 
 
-def test_app_account_for_a_host_that_left_the_proxy_tier_is_dropped(hosts, address):
-    db = hosts["db1"]
+def test_app_account_for_a_host_that_left_the_proxy_tier_is_dropped(stacks, address):
+    db = stacks["db1"]
     gone = "192.0.2.99"
-    result = run_playbook("--limit", "db1", "--tags", "mysql",
-                          "-e", json.dumps({"mysql_app_user_hosts": [address["lb1"], gone]}))
-    assert result.returncode == 0, failure_text(result)
-    assert app_account_hosts(db) == sorted([address["lb1"], gone])
-    result = run_playbook("--limit", "db1", "--tags", "mysql")
-    assert result.returncode == 0, failure_text(result)
-    assert changed_tasks(result.stdout) == ["mysql : Drop the application account for hosts no longer listed"]
+    with db.reconfigured("--tags", "mysql", mysql_app_user_hosts=[address["lb1"], gone]) as change:
+        assert app_account_hosts(db) == sorted([address["lb1"], gone])
+    assert changed_tasks(change.restored.stdout) == ["mysql : Drop the application account for hosts no longer listed"]
     assert app_account_hosts(db) == [address["lb1"]]
 
 
 # --- One URL for the app: lb1's HTTP entry point -----------------------------------
 
-def test_http_entry_point_balances_every_gunicorn_instance(hosts, address):
-    config = hosts["lb1"].file(HAPROXY_CONFIG).content_string
+def test_http_entry_point_balances_every_gunicorn_instance(stacks, address):
+    config = stacks["lb1"].host.file(HAPROXY_CONFIG).content_string
     for name in APP_HOSTS:
         for port in APP_PORTS:
             assert f"server {name}-{port} {address[name]}:{port} check" in config
-    results = probe(hosts["app1"], f"http://{address['lb1']}/", seconds=3)
+    results = probe(stacks["app1"], f"http://{address['lb1']}/", seconds=3)
     assert {status for _, status, _ in results} == {200}
     served = [server for _, _, server in results]
     counts = {instance: served.count(instance) for instance in INSTANCES}
@@ -166,87 +162,89 @@ def test_http_entry_point_balances_every_gunicorn_instance(hosts, address):
     assert max(counts.values()) - min(counts.values()) <= 2, counts
 
 
-def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(hosts, address):
-    lb, app2 = hosts["lb1"], hosts["app2"]
+def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, address):
+    lb, app2 = stacks["lb1"], stacks["app2"]
     stopped = "app2-8001"
 
-    def status_of(server):
-        return haproxy_stats(lb)[("flaskapp", server)]["status"]
+    def counters():
+        """Per instance: connections HAProxy sent it (stot), failed connects (econ)."""
+        stats = lb.stats()
+        return {server: (int(stats[(HTTP_NAME, server)]["stot"]), int(stats[(HTTP_NAME, server)]["econ"] or 0))
+                for server in INSTANCES}
 
-    assert status_of(stopped) == "UP"
+    assert lb.server(stopped, HTTP_NAME)["status"] == "UP"
     outcome = {}
     prober = threading.Thread(target=lambda: outcome.update(
-        results=probe(hosts["app1"], f"http://{address['lb1']}/todos", seconds=16)))
+        results=probe(stacks["app1"], f"http://{address['lb1']}/todos", seconds=16)))
     prober.start()
     time.sleep(3)
-    app2.check_output("systemctl stop flaskapp@8001")
+    app2.host.check_output("systemctl stop flaskapp@8001")
     stopped_at = 3
     try:
+        # Health checks every 2s, three failures to mark it DOWN: gone well within 8s.
+        time.sleep(8)
+        after_down = counters()
+        assert lb.server(stopped, HTTP_NAME)["status"].startswith("DOWN")
         prober.join()
+        at_end = counters()
         results = outcome["results"]
         statuses = [status for _, status, _ in results]
         before = {server for t, _, server in results if t < stopped_at}
-        # Health checks every 2s, three failures to mark it DOWN: gone well within 8s.
-        after = [server for t, _, server in results if t > stopped_at + 8]
         print(f"\n{len(results)} requests, statuses {set(statuses)}; stopped {stopped} at {stopped_at}s; "
-              f"served after {stopped_at + 8}s: {sorted(set(after))}")
+              f"HAProxy's (sessions, failed connects) per instance {stopped_at + 8}s on: {after_down}, "
+              f"at the end: {at_end}")
         assert stopped in before
         assert set(statuses) == {200}, [r for r in results if r[1] != 200]
-        assert after and stopped not in after
-        assert set(after) == INSTANCES - {stopped}
-        assert status_of(stopped).startswith("DOWN")
+        # HAProxy's own counters: once DOWN, the stopped instance was sent
+        # nothing (not even a connect that failed), the others kept serving.
+        assert at_end[stopped] == after_down[stopped]
+        for server in INSTANCES - {stopped}:
+            assert at_end[server][0] > after_down[server][0], server
+        assert lb.server(stopped, HTTP_NAME)["status"].startswith("DOWN")
     finally:
-        app2.check_output("systemctl start flaskapp@8001")
+        app2.host.check_output("systemctl start flaskapp@8001")
     # Back in rotation once its checks pass again.
-    assert wait_for(lambda: status_of(stopped) == "UP", timeout=15) is not None
-    served = {server for _, _, server in probe(hosts["app1"], f"http://{address['lb1']}/", seconds=2)}
+    assert wait_for(lambda: lb.server(stopped, HTTP_NAME)["status"] == "UP", timeout=15) is not None
+    served = {server for _, _, server in probe(stacks["app1"], f"http://{address['lb1']}/", seconds=2)}
     assert served == INSTANCES
 
 
 # --- A second database host is one inventory line --------------------------------
 
-def test_second_database_host_is_one_inventory_line(hosts, address, tmp_path):
-    lb = hosts["lb1"]
+def test_second_database_host_is_one_inventory_line_with_limits_of_its_own(stacks, address, tmp_path):
+    lb = stacks["lb1"]
     # db2, a second name for db1's MySQL, so both servers are real and healthy.
     extra = tmp_path / "db2.yml"
     extra.write_text(json.dumps({"mysql": {"hosts": {"db2": {"flaskstack_address": address["db1"]}}}}))
-    try:
-        result = run_playbook("--limit", "lb1", "--tags", "haproxy", extra_inventories=[extra])
-        assert result.returncode == 0, failure_text(result)
-        assert changed_tasks(result.stdout) == HAPROXY_ONLY
-        config = lb.file(HAPROXY_CONFIG).content_string
-        assert f"server mysql1 {address['db1']}:3306 maxconn 10 check" in config
-        assert f"server mysql2 {address['db1']}:3306 maxconn 10 check" in config
-        assert lb.run("haproxy -c -f %s", HAPROXY_CONFIG).rc == 0
-        assert wait_for(lambda: haproxy_stats(lb)[("msyql", "mysql2")]["status"] == "UP", timeout=10) is not None
-        assert haproxy_stats(lb)[("msyql", "mysql1")]["status"] == "UP"
+    with lb.reconfigured("--tags", "haproxy", extra_inventories=[extra],
+                         haproxy_server_limits={"db2": {"maxconn": 4}}) as change:
+        assert changed_tasks(change.result.stdout) == HAPROXY_ONLY
+        config = lb.host.file(HAPROXY_CONFIG).content_string
+        assert f"server mysql1 {address['db1']}:{MYSQL_PORT} maxconn {SERVER_MAXCONN} check" in config
+        assert f"server mysql2 {address['db1']}:{MYSQL_PORT} maxconn 4 check" in config
+        assert lb.host.run("haproxy -c -f %s", HAPROXY_CONFIG).rc == 0
+        assert wait_for(lambda: lb.server("mysql2")["status"] == "UP", timeout=10) is not None
+        assert lb.server("mysql1")["status"] == "UP"
+        assert (lb.server("mysql1")["slim"], lb.server("mysql2")["slim"]) == (str(SERVER_MAXCONN), "4")
         for port in APP_PORTS:
-            assert http_get(hosts["app1"], "/todos", port, address=address["app1"]).status == 200
-    finally:
-        result = run_playbook("--limit", "lb1", "--tags", "haproxy")
-    assert result.returncode == 0, failure_text(result)
-    assert ("msyql", "mysql2") not in haproxy_stats(lb)
+            assert stacks["app1"].http("/todos", port, address=address["app1"]).status == 200
+    assert (LISTEN_NAME, "mysql2") not in lb.stats()
 
 
 # --- Tuning lb1 by rerun (the settings make bench compares) ------------------------
 
-def test_haproxy_tuning_settings_apply_by_rerun(hosts, address):
-    lb = hosts["lb1"]
+def test_haproxy_tuning_settings_apply_by_rerun(stacks, address):
+    lb = stacks["lb1"]
     tuned = {"haproxy_nbthread": 1, "haproxy_cpu_map": "1/1 0", "haproxy_listen_options": ["tcp-smart-connect"],
              "haproxy_global_settings": ["tune.bufsize 32768"]}
-    try:
-        result = run_playbook("--limit", "lb1", "--tags", "haproxy", "-e", json.dumps(tuned))
-        assert result.returncode == 0, failure_text(result)
-        assert changed_tasks(result.stdout) == HAPROXY_ONLY
-        config = lb.file(HAPROXY_CONFIG).content_string
+    with lb.reconfigured("--tags", "haproxy", **tuned) as change:
+        assert changed_tasks(change.result.stdout) == HAPROXY_ONLY
+        config = lb.host.file(HAPROXY_CONFIG).content_string
         for line in ("    nbthread 1\n", "    cpu-map 1/1 0\n", "    option tcp-smart-connect\n",
                      "    tune.bufsize 32768\n"):
             assert line in config
-        assert "Nbthread: 1\n" in haproxy_command(lb, "show info")
-        assert http_get(hosts["app1"], "/todos", address=address["app1"]).status == 200
-    finally:
-        result = run_playbook("--limit", "lb1", "--tags", "haproxy")
-    assert result.returncode == 0, failure_text(result)
-    config = lb.file(HAPROXY_CONFIG).content_string
+        assert "Nbthread: 1\n" in lb.haproxy("show info")
+        assert stacks["app1"].http("/todos", address=address["app1"]).status == 200
+    config = lb.host.file(HAPROXY_CONFIG).content_string
     for setting in ("nbthread", "cpu-map", "tcp-smart-connect", "tune.bufsize"):
         assert setting not in config

@@ -1,0 +1,85 @@
+"""Where the stack's tiers find each other: the one rule, used by every role and
+by playbooks/site.yml.
+
+The inventory groups are the tiers: mysql, haproxy, flaskapp. A host talks to
+the hosts of a peer tier. If it runs that tier itself, it uses its own copy over
+loopback (the single-host layout); otherwise every host of the tier, at the
+host's `flaskstack_address` when the inventory sets one, else the IPv4 address
+of its default route (from its facts).
+"""
+from ansible.errors import AnsibleFilterError
+
+# The stack's tiers, in the order a request travels back from MySQL, and the
+# tiers each one connects to or is connected from.
+TIERS = ("mysql", "haproxy", "flaskapp")
+PEER_TIERS = {"mysql": ("haproxy",), "haproxy": ("mysql", "flaskapp"), "flaskapp": ("haproxy",)}
+LOOPBACK = "127.0.0.1"
+
+
+def _address_or_none(host, hostvars):
+    variables = hostvars[host]
+    if variables.get("flaskstack_address"):
+        return str(variables["flaskstack_address"])
+    address = ((variables.get("ansible_facts") or {}).get("default_ipv4") or {}).get("address")
+    return str(address) if address else None
+
+
+def flaskstack_address(host, hostvars):
+    """This host's address on the network the tiers share."""
+    address = _address_or_none(host, hostvars)
+    if address is None:
+        raise AnsibleFilterError(
+            f"flaskstack: no address for {host}: set its flaskstack_address in the inventory, "
+            "or gather its facts (playbooks/site.yml does for hosts --limit left out)")
+    return address
+
+
+def _runs_locally(tier, host, groups):
+    members = list(groups.get(tier) or [])
+    return not members or host in members
+
+
+def flaskstack_peers(tier, host, groups, hostvars, port_var=None, default_port=None):
+    """The hosts of `tier` that `host` talks to: [{name, address, local, port}].
+    With port_var, each peer's port is that variable of the peer (its host_vars
+    or group_vars), else default_port."""
+    if tier not in TIERS:
+        raise AnsibleFilterError(f"flaskstack: unknown tier {tier!r}; the tiers are {', '.join(TIERS)}")
+    local = _runs_locally(tier, host, groups)
+    names = [host] if local else list(groups[tier])
+    peers = []
+    for name in names:
+        peer = {"name": name, "local": local,
+                "address": LOOPBACK if local else flaskstack_address(name, hostvars)}
+        if port_var:
+            peer["port"] = hostvars[name].get(port_var, default_port)
+        peers.append(peer)
+    return peers
+
+
+def flaskstack_unresolved_peers(host, groups, hostvars):
+    """Hosts this host talks to whose address is not known yet (their facts were
+    not gathered, as under --limit): the site playbook gathers them first."""
+    unresolved = []
+    for tier in flaskstack_tiers(host, groups):
+        for peer_tier in PEER_TIERS[tier]:
+            if _runs_locally(peer_tier, host, groups):
+                continue
+            unresolved += [peer for peer in groups[peer_tier]
+                           if peer not in unresolved and _address_or_none(peer, hostvars) is None]
+    return unresolved
+
+
+def flaskstack_tiers(host, groups):
+    """The tiers this host runs, in the stack's order."""
+    return [tier for tier in TIERS if host in (groups.get(tier) or [])]
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "flaskstack_address": flaskstack_address,
+            "flaskstack_peers": flaskstack_peers,
+            "flaskstack_unresolved_peers": flaskstack_unresolved_peers,
+            "flaskstack_tiers": flaskstack_tiers,
+        }

@@ -1,0 +1,94 @@
+"""The stack's one rule for where tiers find each other
+(playbooks/filter_plugins/flaskstack.py), on the inventories users write."""
+import pathlib
+import sys
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "filter_plugins"))
+from flaskstack import (flaskstack_address, flaskstack_peers, flaskstack_tiers,  # noqa: E402
+                        flaskstack_unresolved_peers)
+
+
+def facts(address):
+    return {"ansible_facts": {"default_ipv4": {"address": address}}}
+
+
+SINGLE_HOST = {"groups": {"mysql": ["stack1"], "haproxy": ["stack1"], "flaskapp": ["stack1"]},
+               "hostvars": {"stack1": facts("10.0.0.9")}}
+FOUR_TIERS = {"groups": {"mysql": ["db1"], "haproxy": ["lb1"], "flaskapp": ["app1", "app2"]},
+              "hostvars": {"db1": facts("10.0.0.1"), "lb1": facts("10.0.0.2"),
+                           "app1": facts("10.0.0.3"), "app2": facts("10.0.0.4")}}
+
+
+def peers(tier, host, layout, **kwargs):
+    return flaskstack_peers(tier, host, layout["groups"], layout["hostvars"], **kwargs)
+
+
+@pytest.mark.parametrize("tier", ["mysql", "haproxy", "flaskapp"])
+def test_single_host_uses_every_tier_over_loopback(tier):
+    assert peers(tier, "stack1", SINGLE_HOST) == [{"name": "stack1", "address": "127.0.0.1", "local": True}]
+
+
+def test_four_tiers_reach_each_other_at_their_default_ipv4_addresses():
+    assert peers("haproxy", "db1", FOUR_TIERS) == [{"name": "lb1", "address": "10.0.0.2", "local": False}]
+    assert peers("mysql", "lb1", FOUR_TIERS) == [{"name": "db1", "address": "10.0.0.1", "local": False}]
+    assert [peer["address"] for peer in peers("flaskapp", "lb1", FOUR_TIERS)] == ["10.0.0.3", "10.0.0.4"]
+    assert peers("haproxy", "app2", FOUR_TIERS)[0]["address"] == "10.0.0.2"
+    assert flaskstack_address("app1", FOUR_TIERS["hostvars"]) == "10.0.0.3"
+
+
+def test_explicit_flaskstack_address_wins_over_facts_and_needs_none():
+    hostvars = {**FOUR_TIERS["hostvars"], "db1": {**facts("10.0.0.1"), "flaskstack_address": "192.168.5.1"},
+                "app1": {"flaskstack_address": "192.168.5.3"}}
+    layout = {"groups": FOUR_TIERS["groups"], "hostvars": hostvars}
+    assert peers("mysql", "lb1", layout)[0]["address"] == "192.168.5.1"
+    assert peers("flaskapp", "lb1", layout)[0]["address"] == "192.168.5.3"
+    assert flaskstack_unresolved_peers("lb1", layout["groups"], hostvars) == []
+
+
+def test_a_host_that_runs_the_peer_tier_uses_only_its_own_copy():
+    # A proxy on a database host, beside another database host: its MySQL only.
+    groups = {"mysql": ["db1", "db2"], "haproxy": ["db1"], "flaskapp": ["app1"]}
+    hostvars = {"db1": facts("10.0.0.1"), "db2": facts("10.0.0.5"), "app1": facts("10.0.0.3")}
+    assert flaskstack_peers("mysql", "db1", groups, hostvars) == [
+        {"name": "db1", "address": "127.0.0.1", "local": True}]
+    assert flaskstack_peers("haproxy", "db2", groups, hostvars)[0]["address"] == "10.0.0.1"
+
+
+def test_an_empty_or_missing_peer_group_means_this_host():
+    groups = {"mysql": ["solo"], "haproxy": []}
+    assert flaskstack_peers("haproxy", "solo", groups, {"solo": {}})[0]["local"] is True
+    assert flaskstack_peers("flaskapp", "solo", groups, {"solo": {}})[0]["local"] is True
+
+
+def test_ports_come_from_each_peer_or_the_default():
+    hostvars = {**FOUR_TIERS["hostvars"], "app2": {**facts("10.0.0.4"), "flaskapp_ports": [9000]}}
+    found = flaskstack_peers("flaskapp", "lb1", FOUR_TIERS["groups"], hostvars,
+                             port_var="flaskapp_ports", default_port=[8000, 8001])
+    assert [(peer["name"], peer["port"]) for peer in found] == [("app1", [8000, 8001]), ("app2", [9000])]
+    local = peers("mysql", "stack1", SINGLE_HOST, port_var="mysql_port", default_port=3306)
+    assert local[0]["port"] == 3306
+
+
+def test_limit_leaves_peers_without_facts_which_the_playbook_gathers_first():
+    # --limit lb1: the other hosts' facts were never gathered.
+    hostvars = {"db1": {}, "lb1": facts("10.0.0.2"), "app1": {}, "app2": {"flaskstack_address": "10.0.0.4"}}
+    groups = FOUR_TIERS["groups"]
+    assert flaskstack_unresolved_peers("lb1", groups, hostvars) == ["db1", "app1"]
+    assert flaskstack_unresolved_peers("app2", groups, hostvars) == []  # lb1 has facts
+    assert flaskstack_unresolved_peers("db1", groups, {**hostvars, "lb1": {}}) == ["lb1"]
+    with pytest.raises(AnsibleFilterError, match="no address for db1: set its flaskstack_address"):
+        flaskstack_peers("mysql", "lb1", groups, hostvars)
+
+
+def test_single_host_needs_no_peer_facts():
+    assert flaskstack_unresolved_peers("stack1", SINGLE_HOST["groups"], {"stack1": {}}) == []
+
+
+def test_tiers_are_listed_in_the_stacks_order():
+    assert flaskstack_tiers("stack1", SINGLE_HOST["groups"]) == ["mysql", "haproxy", "flaskapp"]
+    assert flaskstack_tiers("app1", FOUR_TIERS["groups"]) == ["flaskapp"]
+    with pytest.raises(AnsibleFilterError, match="unknown tier 'web'"):
+        flaskstack_peers("web", "app1", FOUR_TIERS["groups"], FOUR_TIERS["hostvars"])

@@ -1,0 +1,41 @@
+"""Each role's defaults/main.yml (the user's manual) and meta/argument_specs.yml
+(what the run checks, and the README's tables) say the same thing."""
+import pathlib
+
+import pytest
+import yaml
+
+PROJECT = pathlib.Path(__file__).resolve().parents[2]
+ROLES = ("mysql", "haproxy", "flaskapp")
+
+
+def load(role, path):
+    return yaml.safe_load((PROJECT / "roles" / role / path).read_text())
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_default_is_specified_and_every_role_option_has_a_default(role):
+    defaults = load(role, "defaults/main.yml")
+    options = load(role, "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert set(defaults) == {name for name in options if name.startswith(role + "_")}
+    # The only other option is the site's shared address, which the roles read.
+    assert {name for name in options if not name.startswith(role + "_")} <= {"flaskstack_address"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_literal_defaults_match_the_spec_and_derived_ones_are_described(role):
+    defaults = load(role, "defaults/main.yml")
+    options = load(role, "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+    for name, value in defaults.items():
+        if isinstance(value, str) and "{{" in value:
+            assert "default" not in options[name], f"{name}: its default is derived, the spec must not state one"
+            description = options[name]["description"]
+            assert "Default" in (" ".join(description) if isinstance(description, list) else description), name
+        else:
+            assert options[name].get("default") == value, name
+
+
+def test_defaults_are_one_line_each():
+    for role in ROLES:
+        for line in (PROJECT / "roles" / role / "defaults" / "main.yml").read_text().splitlines():
+            assert "{%" not in line and not line.rstrip().endswith((">-", "|", "|-")), (role, line)
