@@ -1,0 +1,81 @@
+"""The provisioned stack under HTTP load: wrk on /todos through gunicorn, via
+HAProxy and straight to MySQL, the app's pool and TLS settings, and memory."""
+import json
+import statistics
+
+from driver import log, playbook, sh
+from settings import APP_PORTS, CONCURRENCY, MYSQL_PORT, PROXY_PORT, SECONDS
+
+WRK_REPORT = r"""
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format('{"requests": %d, "seconds": %f, "errors": %d, "non2xx": %d, "p50": %f, "p99": %f}\n',
+    summary.requests, summary.duration / 1e6, errors.connect + errors.read + errors.write + errors.timeout,
+    errors.status, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def wrk(concurrency, path="/todos"):
+    """wrk at this many connections on the app, split over both instances (one
+    instance at concurrency 1). Returns req/s and p50/p99 in ms; percentiles of
+    the two processes are averaged, weighted by their requests."""
+    ports = APP_PORTS if concurrency > 1 else APP_PORTS[:1]
+    per_port = concurrency // len(ports)
+    runs = " & ".join(f"wrk -t1 -c{per_port} -d{SECONDS}s -s /tmp/report.lua http://127.0.0.1:{port}{path}"
+                      f" > /tmp/wrk-{port}.out" for port in ports)
+    sh(f"{runs}; wait")
+    parts = [json.loads(sh(f"tail -1 /tmp/wrk-{port}.out")) for port in ports]
+    total = sum(part["requests"] for part in parts)
+    return {"rps": sum(part["requests"] / part["seconds"] for part in parts),
+            "p50": sum(part["p50"] * part["requests"] for part in parts) / total,
+            "p99": sum(part["p99"] * part["requests"] for part in parts) / total,
+            "errors": sum(part["errors"] + part["non2xx"] for part in parts)}
+
+
+def point_app_at(port, pool_size=1, tls="disabled"):
+    """Rerun the app's role with this MySQL port, pool size and TLS mode (the
+    single-host default is "disabled")."""
+    playbook("--tags", "flaskapp", "-e", f"flaskapp_db_port={port}", "-e", f"flaskapp_db_pool_size={pool_size}",
+             "-e", f"flaskapp_db_tls={tls}")
+    for app_port in APP_PORTS:
+        sh(f"curl -sf http://127.0.0.1:{app_port}/todos > /dev/null")
+
+
+def measure_http():
+    results = {"haproxy": {}, "direct": {}}
+    for round_number in range(2):
+        for mode, port in (("haproxy", PROXY_PORT), ("direct", MYSQL_PORT)):
+            point_app_at(port)
+            for concurrency in CONCURRENCY:
+                results[mode].setdefault(concurrency, []).append(wrk(concurrency))
+                log(f"wrk round {round_number + 1} {mode} c={concurrency}: "
+                    f"{results[mode][concurrency][-1]['rps']:.0f} req/s")
+    memory = measure_memory()
+    # What the app's own settings do to the same stack: the pool size, and TLS
+    # left at the driver's default (a TLS context for every new connection).
+    pool = {}
+    for name, pool_size, tls in (("pool size 1 (as provisioned)", 1, "disabled"),
+                                 ("pool size 1, flaskapp_db_tls=preferred", 1, "preferred"),
+                                 ("pool size 5", 5, "disabled")):
+        point_app_at(PROXY_PORT, pool_size, tls)
+        pool[name] = {concurrency: wrk(concurrency) for concurrency in (8, 32)}
+        log(f"{name}: {pool[name][8]['rps']:.0f} req/s at c=8")
+    point_app_at(PROXY_PORT)
+    merged = {mode: {c: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+                     for c, runs in by_concurrency.items()} for mode, by_concurrency in results.items()}
+    return {"wrk": merged, "pool": pool, "memory": memory}
+
+
+def measure_memory():
+    """RSS in MiB: each gunicorn instance (master and workers), HAProxy, mysqld."""
+    def rss_kib(pids):
+        return sum(int(sh(f"ps -o rss= -p {pid}").strip() or 0) for pid in pids)
+    memory = {}
+    for port in APP_PORTS:
+        main = sh(f"systemctl show -p MainPID --value flaskapp@{port}").strip()
+        children = sh(f"pgrep -P {main} || true").split()
+        memory[f"gunicorn flaskapp@{port}"] = rss_kib([main, *children]) / 1024
+    memory["haproxy (all processes)"] = rss_kib(sh("pgrep -x haproxy").split()) / 1024
+    memory["mysqld"] = rss_kib(sh("pgrep -x 'mariadbd|mysqld'").split()) / 1024
+    return memory
