@@ -57,6 +57,12 @@ def flaskstack_peers(tier, host, groups, hostvars, port_var=None, default_port=N
     return peers
 
 
+def flaskstack_listen_address(tier, host, groups, hostvars):
+    """Where this host listens for the hosts of `tier`: loopback when it runs
+    that tier itself (they are the same host), else its own stack address."""
+    return LOOPBACK if _runs_locally(tier, host, groups) else flaskstack_address(host, hostvars)
+
+
 def flaskstack_unresolved_peers(host, groups, hostvars):
     """Hosts this host talks to whose address is not known yet (their facts were
     not gathered, as under --limit): the site playbook gathers them first."""
@@ -80,6 +86,7 @@ class FilterModule:
         return {
             "flaskstack_address": flaskstack_address,
             "flaskstack_peers": flaskstack_peers,
+            "flaskstack_listen_address": flaskstack_listen_address,
             "flaskstack_unresolved_peers": flaskstack_unresolved_peers,
             "flaskstack_tiers": flaskstack_tiers,
         }

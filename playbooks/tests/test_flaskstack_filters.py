@@ -7,8 +7,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "filter_plugins"))
-from flaskstack import (flaskstack_address, flaskstack_peers, flaskstack_tiers,  # noqa: E402
-                        flaskstack_unresolved_peers)
+from flaskstack import (flaskstack_address, flaskstack_listen_address, flaskstack_peers,  # noqa: E402
+                        flaskstack_tiers, flaskstack_unresolved_peers)
 
 
 def facts(address):
@@ -37,6 +37,13 @@ def test_four_tiers_reach_each_other_at_their_default_ipv4_addresses():
     assert [peer["address"] for peer in peers("flaskapp", "lb1", FOUR_TIERS)] == ["10.0.0.3", "10.0.0.4"]
     assert peers("haproxy", "app2", FOUR_TIERS)[0]["address"] == "10.0.0.2"
     assert flaskstack_address("app1", FOUR_TIERS["hostvars"]) == "10.0.0.3"
+
+
+def test_a_host_listens_on_loopback_for_its_own_tier_else_on_its_stack_address():
+    assert flaskstack_listen_address("haproxy", "stack1", SINGLE_HOST["groups"], SINGLE_HOST["hostvars"]) == "127.0.0.1"
+    assert flaskstack_listen_address("haproxy", "db1", FOUR_TIERS["groups"], FOUR_TIERS["hostvars"]) == "10.0.0.1"
+    assert flaskstack_listen_address("flaskapp", "lb1", FOUR_TIERS["groups"], FOUR_TIERS["hostvars"]) == "10.0.0.2"
+    assert flaskstack_listen_address("haproxy", "app1", FOUR_TIERS["groups"], FOUR_TIERS["hostvars"]) == "10.0.0.3"
 
 
 def test_explicit_flaskstack_address_wins_over_facts_and_needs_none():
