@@ -7,11 +7,12 @@ import threading
 import time
 
 import pytest
-from flaskstack_testlib import (APP_PORTS, DB_USER, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME, MYSQL_PORT,
+from flaskstack_testlib import (APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME, MYSQL_PORT,
                                 POOL_SIZE, SERVER_MAXCONN, STATS_SOCKET, changed_tasks,
                                 failure_message, failure_text, run_script, timing_window, wait_for)
 
 LOAD_SCRIPT = pathlib.Path(__file__).parent / "concurrent_sleeps.py"
+STATS_PAGE_PORT = DEFAULTS["haproxy"]["haproxy_stats_page_port"]
 SLEEP_SECONDS = 2
 RUNNING_SLEEPS = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
                   f"WHERE USER = '{DB_USER}' AND INFO LIKE 'SELECT SLEEP%'")
@@ -47,10 +48,10 @@ def lowered_limit(stack):
     with stack.reconfigured("--tags", "haproxy", haproxy_server_maxconn=LOWERED_MAXCONN,
                             haproxy_stats_page_enabled="true"):
         record["observed"] = measure_concurrent_sleeps(stack, LOWERED_REQUESTS)
-        record["stats_page_addresses"] = stack.listening_addresses(8404)
+        record["stats_page_addresses"] = stack.listening_addresses(STATS_PAGE_PORT)
         record["stats_page"] = stack.host.check_output("curl -sS -w '\\n%%{http_code}' %s",
-                                                       "http://127.0.0.1:8404/;csv")
-    record["stats_page_addresses_after"] = stack.listening_addresses(8404)
+                                                       f"http://127.0.0.1:{STATS_PAGE_PORT}/;csv")
+    record["stats_page_addresses_after"] = stack.listening_addresses(STATS_PAGE_PORT)
     return record
 
 

@@ -164,7 +164,7 @@ def test_http_entry_point_balances_every_gunicorn_instance(stacks, address):
 
 def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, address):
     lb, app2 = stacks["lb1"], stacks["app2"]
-    stopped = "app2-8001"
+    stopped = f"app2-{APP_PORTS[1]}"
 
     def counters():
         """Per instance: connections HAProxy sent it (stot), failed connects (econ)."""
@@ -178,7 +178,7 @@ def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, a
         results=probe(stacks["app1"], f"http://{address['lb1']}/todos", seconds=16)))
     prober.start()
     time.sleep(3)
-    app2.host.check_output("systemctl stop flaskapp@8001")
+    app2.host.check_output("systemctl stop flaskapp@%s", str(APP_PORTS[1]))
     stopped_at = 3
     try:
         # Health checks every 2s, three failures to mark it DOWN: gone well within 8s.
@@ -202,7 +202,7 @@ def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, a
             assert at_end[server][0] > after_down[server][0], server
         assert lb.server(stopped, HTTP_NAME)["status"].startswith("DOWN")
     finally:
-        app2.host.check_output("systemctl start flaskapp@8001")
+        app2.host.check_output("systemctl start flaskapp@%s", str(APP_PORTS[1]))
     # Back in rotation once its checks pass again.
     assert wait_for(lambda: lb.server(stopped, HTTP_NAME)["status"] == "UP", timeout=15) is not None
     served = {server for _, _, server in probe(stacks["app1"], f"http://{address['lb1']}/", seconds=2)}
