@@ -12,6 +12,7 @@ import re
 import subprocess
 import time
 
+import pytest
 import yaml
 
 from haproxy_stat import parse_show_stat
@@ -50,6 +51,29 @@ class Response:
 
     def json(self):
         return json.loads(self.body)
+
+
+# --- What the tests saw ----------------------------------------------------------------
+
+@pytest.fixture
+def observe(request):
+    """observe(message): record a figure the test measured. They are printed
+    together at the end of the run, from every pytest-xdist worker (a worker's
+    own prints are not shown)."""
+    return lambda message: request.node.user_properties.append(("observed", message))
+
+
+def pytest_terminal_summary(terminalreporter):
+    seen = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, message in getattr(report, "user_properties", ()):
+                if name == "observed" and message not in seen:
+                    seen.append(message)
+    if seen:
+        terminalreporter.section("what the tests measured")
+        for message in seen:
+            terminalreporter.write_line(message)
 
 
 # --- One machine, shared by parallel test workers ------------------------------------

@@ -55,7 +55,7 @@ def lowered_limit(stack):
     return record
 
 
-def assert_limit_held(stack, maxconn, requests, observed):
+def assert_limit_held(stack, observe, maxconn, requests, observed):
     # HAProxy in TCP mode counts connections, not queries. The first round runs
     # maxconn queries, among them one on each instance's pooled connection. When
     # it ends, those pooled connections go back to their pools still open and
@@ -63,7 +63,7 @@ def assert_limit_held(stack, maxconn, requests, observed):
     # on connections of their own: later rounds get maxconn - pooled slots.
     pooled = len(APP_PORTS) * POOL_SIZE
     rounds = 1 + math.ceil((requests - maxconn) / (maxconn - pooled))
-    print(f"\n[{stack.name}] server maxconn {maxconn}: {requests} concurrent "
+    observe(f"[{stack.name}] server maxconn {maxconn}: {requests} concurrent "
           f"/sleep/{SLEEP_SECONDS} over ports {APP_PORTS} -> at most {observed['max_mysql_sleeps']} "
           f"SELECT SLEEP at once in MySQL; HAProxy max sessions {observed['haproxy_smax']} "
           f"(limit {observed['haproxy_slim']}), max queued {observed['haproxy_qmax']}; "
@@ -77,13 +77,13 @@ def assert_limit_held(stack, maxconn, requests, observed):
     assert rounds * SLEEP_SECONDS <= observed["elapsed"] < rounds * SLEEP_SECONDS + 1.5
 
 
-def test_server_maxconn_caps_mysql_sessions_and_queues_the_rest(stack):
+def test_server_maxconn_caps_mysql_sessions_and_queues_the_rest(stack, observe):
     requests = 2 * SERVER_MAXCONN
-    assert_limit_held(stack, SERVER_MAXCONN, requests, measure_concurrent_sleeps(stack, requests))
+    assert_limit_held(stack, observe, SERVER_MAXCONN, requests, measure_concurrent_sleeps(stack, requests))
 
 
-def test_a_lowered_server_maxconn_caps_mysql_sessions_after_a_rerun(stack, lowered_limit):
-    assert_limit_held(stack, LOWERED_MAXCONN, LOWERED_REQUESTS, lowered_limit["observed"])
+def test_a_lowered_server_maxconn_caps_mysql_sessions_after_a_rerun(stack, observe, lowered_limit):
+    assert_limit_held(stack, observe, LOWERED_MAXCONN, LOWERED_REQUESTS, lowered_limit["observed"])
 
 
 @pytest.fixture(scope="module")

@@ -211,14 +211,14 @@ def test_gunicorn_runs_sandboxed_and_unprivileged(stack):
 
 # --- Faults, each recovered without rerunning the playbook ---------------------------
 
-def test_killed_gunicorn_master_is_restarted_by_systemd(stack):
+def test_killed_gunicorn_master_is_restarted_by_systemd(stack, observe):
     unit, port = f"flaskapp@{APP_PORTS[0]}", APP_PORTS[0]
     pid = stack.main_pid(unit)
     with timing_window():
         stack.host.check_output("kill -9 %s", str(pid))
         recovered = wait_for(lambda: stack.main_pid(unit) not in (0, pid) and stack.http_status("/todos", port) == 200,
                              10)
-    print(f"\n[{stack.name}] {unit} killed with SIGKILL: answering again after {recovered}s")
+    observe(f"[{stack.name}] {unit} killed with SIGKILL: answering again after {recovered}s")
     assert recovered is not None, "no answer within 10 s"
 
 
@@ -251,12 +251,12 @@ def outage(stack, unit, marked_down=None, marked_up=None):
     return record
 
 
-def test_mysql_down_gives_a_quick_503_and_haproxy_marks_it_down(stack):
+def test_mysql_down_gives_a_quick_503_and_haproxy_marks_it_down(stack, observe):
     record = outage(stack, stack.mysql_unit,
                     marked_down=lambda: stack.server("mysql1")["status"] == "DOWN",
                     marked_up=lambda: stack.server("mysql1")["status"] == "UP")
     during = record["during"]
-    print(f"\n[{stack.name}] MySQL stopped: /todos {during.status} in {during.seconds:.2f}s; "
+    observe(f"[{stack.name}] MySQL stopped: /todos {during.status} in {during.seconds:.2f}s; "
           f"HAProxy marked it DOWN after {record['marked_down_after']}s; "
           f"all instances 200 and server UP again {record['recovered_after']}s after the start")
     assert during.status == 503 and during.json() == {"error": "database unavailable"}
@@ -265,10 +265,10 @@ def test_mysql_down_gives_a_quick_503_and_haproxy_marks_it_down(stack):
     assert record["recovered_after"] is not None, "no recovery within 20 s of MySQL's start"
 
 
-def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(stack):
+def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(stack, observe):
     record = outage(stack, "haproxy")
     during = record["during"]
-    print(f"\n[{stack.name}] HAProxy stopped: /todos {during.status} in {during.seconds:.2f}s; "
+    observe(f"[{stack.name}] HAProxy stopped: /todos {during.status} in {during.seconds:.2f}s; "
           f"all instances 200 again {record['recovered_after']}s after the start")
     assert during.status == 503 and during.json() == {"error": "database unavailable"}
     assert during.seconds < 10

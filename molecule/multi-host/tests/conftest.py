@@ -9,7 +9,8 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
-from flaskstack_testlib import Stack  # noqa: E402
+# The observe fixture and its report at the end of the run, for this scenario too.
+from flaskstack_testlib import Stack, observe, pytest_terminal_summary  # noqa: E402,F401
 
 NAMES = ("db1", "lb1", "app1", "app2")
 

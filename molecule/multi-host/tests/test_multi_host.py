@@ -147,7 +147,7 @@ def test_app_account_for_a_host_that_left_the_proxy_tier_is_dropped(stacks, addr
 
 # --- One URL for the app: lb1's HTTP entry point -----------------------------------
 
-def test_http_entry_point_balances_every_gunicorn_instance(stacks, address):
+def test_http_entry_point_balances_every_gunicorn_instance(stacks, address, observe):
     config = stacks["lb1"].host.file(HAPROXY_CONFIG).content_string
     for name in APP_HOSTS:
         for port in APP_PORTS:
@@ -156,13 +156,13 @@ def test_http_entry_point_balances_every_gunicorn_instance(stacks, address):
     assert {status for _, status, _ in results} == {200}
     served = [server for _, _, server in results]
     counts = {instance: served.count(instance) for instance in INSTANCES}
-    print(f"\n{len(served)} requests through lb1: {counts}")
+    observe(f"{len(served)} requests through lb1: {counts}")
     assert set(served) == INSTANCES
     # Round robin over four healthy instances: an even share each.
     assert max(counts.values()) - min(counts.values()) <= 2, counts
 
 
-def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, address):
+def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, address, observe):
     lb, app2 = stacks["lb1"], stacks["app2"]
     stopped = f"app2-{APP_PORTS[1]}"
 
@@ -190,7 +190,7 @@ def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, a
         results = outcome["results"]
         statuses = [status for _, status, _ in results]
         before = {server for t, _, server in results if t < stopped_at}
-        print(f"\n{len(results)} requests, statuses {set(statuses)}; stopped {stopped} at {stopped_at}s; "
+        observe(f"{len(results)} requests, statuses {set(statuses)}; stopped {stopped} at {stopped_at}s; "
               f"HAProxy's (sessions, failed connects) per instance {stopped_at + 8}s on: {after_down}, "
               f"at the end: {at_end}")
         assert stopped in before
