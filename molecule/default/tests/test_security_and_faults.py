@@ -27,6 +27,8 @@ BAD_VALUES = [
     ("flaskapp_db_pool_size", "-1"),
     ("flaskapp_ports", [8000, 70000]),
     ("mysql_app_user_hosts", ["10.0.0.%"]),
+    ("mysql_flavor", "oracle"),
+    ("haproxy_server_limits", {"bad-haproxy_server_limits": {"maxconn": 0}}),
 ]
 
 
