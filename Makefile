@@ -10,7 +10,9 @@ endif
 VENV ?= .venv
 DEMO_CONTAINER ?= flaskstack-demo
 DEMO_IMAGE ?= flaskstack/systemd:debian11
-IMAGES := debian11:bullseye debian12:bookworm
+# tag:suite[:variant]. sid-ssh: Debian unstable (Oracle MySQL's mysql-server),
+# reached over SSH as a sudo user (molecule/oracle-mysql).
+IMAGES := debian11:bullseye debian12:bookworm debian13:trixie sid-ssh:sid:ssh
 
 BIN := $(abspath $(VENV))/bin
 # molecule calls ansible-config and friends: the venv's tools must come first.
@@ -56,8 +58,9 @@ docker:
 	@bash molecule/resources/ensure-docker.sh
 
 images: docker
-	@for pair in $(IMAGES); do \
-	    bash molecule/resources/build-image.sh $${pair#*:} flaskstack/systemd:$${pair%%:*} || exit 1; done
+	@for entry in $(IMAGES); do \
+	    set -- $$(echo "$$entry" | tr : ' '); \
+	    bash molecule/resources/build-image.sh $$2 flaskstack/systemd:$$1 $$3 || exit 1; done
 
 # yamllint, ansible-lint, and the README's variable tables against the argument specs.
 lint: venv
@@ -68,10 +71,11 @@ lint: venv
 unit: venv
 	pytest -q playbooks/tests roles/*/tests
 
-# Both scenarios side by side: the stack on one host (Debian 11 and 12), and its
-# tiers on four hosts (db1, lb1, app1, app2).
+# The scenarios side by side: the stack on one host (Debian 11, 12 and 13, MariaDB),
+# on Oracle MySQL over SSH as a sudo user (with a reboot), and its tiers on four
+# hosts (db1, lb1, app1, app2).
 molecule: collections images
-	@bash molecule/resources/run-scenarios.sh default multi-host
+	@bash molecule/resources/run-scenarios.sh default oracle-mysql multi-host
 
 test: lint unit molecule
 
@@ -100,3 +104,5 @@ demo-destroy:
 clean: demo-destroy
 	molecule destroy -s default || true
 	molecule destroy -s multi-host || true
+	molecule destroy -s oracle-mysql || true
+	bash molecule/resources/cgroup2-cleanup.sh || true

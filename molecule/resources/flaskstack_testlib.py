@@ -5,6 +5,7 @@ then restore). Expected values come from the project's own files (the site's
 shared values and the roles' defaults), not from literals."""
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import pathlib
@@ -118,6 +119,18 @@ def run_playbook(*args, inventory=None, extra_inventories=()):
         return subprocess.run(
             ["ansible-playbook", *sources, str(PROJECT / "playbooks" / "site.yml"), *args],
             capture_output=True, text=True, check=False, env=env)
+
+
+def connection_vars(name):
+    """How the scenario's inventory reaches a host (its ansible_* variables),
+    for extra inventories that name the same host under another alias."""
+    inventory = yaml.safe_load(pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).read_text())
+    found = {}
+    for group in inventory.values():
+        host_vars = ((group or {}).get("hosts") or {}).get(name) or {}
+        found.update({key: value for key, value in host_vars.items() if key.startswith("ansible_")})
+    assert found, f"{name} is not in {os.environ['MOLECULE_INVENTORY_FILE']}"
+    return found
 
 
 def extra_vars_args(extra_vars):
@@ -253,9 +266,14 @@ class Stack:
     def main_pid(self, unit):
         return int(self.host.check_output("systemctl show -p MainPID --value %s", unit))
 
-    @property
+    @functools.cached_property
     def mysql_unit(self):
-        return "mysql" if self.host.system_info.distribution == "ubuntu" else "mariadb"
+        """mysql (Oracle MySQL) or mariadb: MariaDB's package makes mysql.service an alias of its own."""
+        return self.host.check_output("systemctl show -p Id --value mysql.service").removesuffix(".service")
+
+    @property
+    def flavor(self):
+        return "mariadb" if self.mysql_unit == "mariadb" else "mysql"
 
     def unit_pids(self):
         """Main PIDs of every unit of the stack this host runs."""

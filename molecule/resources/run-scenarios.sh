@@ -14,6 +14,9 @@ failed=()
 for index in "${!pids[@]}"; do
   wait "${pids[$index]}" || failed+=("${@:$((index + 1)):1}")
 done
+# Containers started with cgroup2-init leave empty cgroups behind on a v1 host.
+bash "$(dirname "$0")/cgroup2-cleanup.sh" || true
+
 if [ ${#failed[@]} -gt 0 ]; then
   echo "scenarios failed: ${failed[*]}" >&2
   exit 1

@@ -39,3 +39,21 @@ def test_defaults_are_one_line_each():
     for role in ROLES:
         for line in (PROJECT / "roles" / role / "defaults" / "main.yml").read_text().splitlines():
             assert "{%" not in line and not line.rstrip().endswith((">-", "|", "|-")), (role, line)
+
+
+# Galaxy's release names in meta/main.yml, as the roles' platform names (filter_plugins/flaskstack_platform.py).
+RELEASES = {"focal": "Ubuntu-20", "jammy": "Ubuntu-22", "noble": "Ubuntu-24",
+            "bullseye": "Debian-11", "bookworm": "Debian-12", "trixie": "Debian-13", "sid": "Debian-unstable"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_platforms_a_role_accepts_are_those_its_metadata_lists(role):
+    accepted = load(role, "vars/main.yml")[f"__{role}_supported_platforms"]
+    listed = [RELEASES[version] for platform in load(role, "meta/main.yml")["galaxy_info"]["platforms"]
+              for version in platform["versions"]]
+    assert sorted(accepted) == sorted(listed)
+
+
+def test_every_role_accepts_the_same_platforms():
+    # The stack runs on one host as often as on many: a platform one role refuses is refused for all.
+    assert len({tuple(sorted(load(role, "vars/main.yml")[f"__{role}_supported_platforms"])) for role in ROLES}) == 1

@@ -7,7 +7,7 @@ import time
 import pytest
 from flaskstack_testlib import (APP_PORTS, DB_NAME, DB_USER, HAPROXY_CONFIG, LISTEN_NAME, MYSQL_PORT,
                                 PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATS_SOCKET, assert_succeeded,
-                                changed_tasks, failure_text, recap, timing_window)
+                                changed_tasks, failure_text, recap, timing_window, wait_for)
 
 ROLE = PROJECT / "roles" / "flaskapp"
 sys.path.insert(0, str(ROLE / "filter_plugins"))
@@ -140,3 +140,33 @@ def test_a_changed_app_file_is_restored_and_restarts_only_the_app(stack):
             assert stack.main_pid(unit) == pid, unit
     for port in APP_PORTS:
         assert stack.http("/todos", port).status == 200
+
+
+def test_app_account_uses_the_flavours_auth_plugin(stack):
+    plugins = set(stack.root_sql(f"SELECT DISTINCT plugin FROM mysql.user WHERE user = '{DB_USER}'").splitlines())
+    # Oracle MySQL: caching_sha2_password (set explicitly: given a password only, the
+    # module would pick mysql_native_password). MariaDB: its default.
+    assert plugins == ({"caching_sha2_password"} if stack.flavor == "mysql" else {"mysql_native_password"})
+
+
+def test_mysql_starts_after_the_network_is_online(stack):
+    # A bind address other than loopback exists only once the network is up.
+    unit = stack.host.check_output("systemctl show -p After -p Wants %s", stack.mysql_unit)
+    assert unit.count("network-online.target") == 2, unit
+
+
+def test_the_roles_settings_win_over_the_packages_loopback_default(stack):
+    """The package's own option file binds MySQL to 127.0.0.1; the role's bind
+    address (here the host's own, as on a database host of its own) is the one
+    in effect after a rerun, with the role's port and skip-name-resolve."""
+    packaged = stack.host.check_output(
+        "grep -rhE '^[[:space:]]*bind[-_]address' /etc/mysql --include=*.cnf --exclude=zz-flaskstack.cnf")
+    assert "127.0.0.1" in packaged, "the package no longer sets a loopback default: this test proves nothing"
+    own_address = stack.host.check_output("ip -4 -o route get 192.0.2.1").split(" src ")[1].split()[0]
+    with stack.reconfigured("--tags", "mysql", mysql_bind_address=own_address):
+        assert stack.root_sql("SELECT @@bind_address, @@port, @@skip_name_resolve").split() == \
+            [own_address, str(MYSQL_PORT), "1"]
+        assert stack.listening_addresses(MYSQL_PORT) == {own_address}
+    assert stack.root_sql("SELECT @@bind_address") == "127.0.0.1"
+    assert stack.listening_addresses(MYSQL_PORT) == {"127.0.0.1"}
+    assert wait_for(lambda: stack.server()["status"] == "UP", timeout=30) is not None, stack.server()

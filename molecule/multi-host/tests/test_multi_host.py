@@ -75,6 +75,12 @@ def test_services_listen_on_the_stack_network_only(stacks, address):
         assert f"FLASKAPP_DB_HOST={address['lb1']}\n" in stacks[name].env_file()
 
 
+def test_mysql_runs_with_the_roles_settings_not_the_packages_loopback(stacks, address):
+    # The package's own option file says bind-address = 127.0.0.1; the role's drop-in is read after it.
+    assert stacks["db1"].root_sql("SELECT @@bind_address, @@port, @@skip_name_resolve").split() == \
+        [address["db1"], str(MYSQL_PORT), "1"]
+
+
 def test_status_command_shows_each_hosts_part(stacks, address):
     assert "haproxy.service: active (running)" in stacks["lb1"].host.check_output("flaskstack-status")
     report = stacks["app1"].host.check_output("flaskstack-status")

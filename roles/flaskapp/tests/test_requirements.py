@@ -16,7 +16,8 @@ from requirements import pins_for_python  # noqa: E402
 
 REQUIREMENTS = (ROLE / "files" / "requirements.txt").read_text()
 # The Python of each supported platform.
-TARGET_PYTHONS = {"ubuntu-20.04": "3.8.10", "debian-11": "3.9.2", "debian-12": "3.11.2"}
+TARGET_PYTHONS = {"ubuntu-20.04": "3.8.10", "ubuntu-22.04": "3.10.12", "ubuntu-24.04": "3.12.3",
+                  "debian-11": "3.9.2", "debian-12": "3.11.2", "debian-13": "3.13.5", "debian-unstable": "3.14.10"}
 
 
 @pytest.mark.parametrize("platform", TARGET_PYTHONS)
