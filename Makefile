@@ -58,9 +58,7 @@ docker:
 	@bash molecule/resources/ensure-docker.sh
 
 images: docker
-	@for entry in $(IMAGES); do \
-	    set -- $$(echo "$$entry" | tr : ' '); \
-	    bash molecule/resources/build-image.sh $$2 flaskstack/systemd:$$1 $$3 || exit 1; done
+	@bash molecule/resources/build-images.sh $(IMAGES)
 
 # yamllint, ansible-lint, and the README's variable tables against the argument specs.
 lint: venv

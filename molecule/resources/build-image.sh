@@ -14,20 +14,27 @@ image=${2:?image name, e.g. flaskstack/systemd:debian11}
 variant=${3:-}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+# Ubuntu keeps python3-pymysql in universe: APT_COMPONENTS="main universe".
+components=${APT_COMPONENTS:-main}
 here=$(cd "$(dirname "$0")" && pwd)
 
-# Images carry the hash of their recipe (this script, the files it copies and
-# the variant): a changed recipe rebuilds them.
-recipe=$( { cat "$0" "$here"/image/*; echo "$variant"; } | sha256sum | cut -c1-12)
+# Images carry the hash of their recipe (this script, the files it copies, the
+# variant and the sources): a changed recipe rebuilds them.
+recipe=$( { cat "$0" "$here"/image/*; echo "$variant $mirror $security_mirror $components"; } | sha256sum | cut -c1-12)
 built=$(docker image inspect --format '{{ index .Config.Labels "flaskstack.recipe" }}' "$image" 2>/dev/null || true)
 if [ "$built" = "$recipe" ]; then
   echo "image: $image present, not rebuilt"
   exit 0
 fi
 
-if ! command -v debootstrap >/dev/null 2>&1; then
+# Builds run side by side (build-images.sh): one installs debootstrap, the others wait.
+install_debootstrap() {
+  command -v debootstrap >/dev/null 2>&1 && return
   apt-get update -qq || echo "image: apt-get update reported errors; trying the install anyway" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+}
+if ! command -v debootstrap >/dev/null 2>&1; then
+  ( flock 9 && install_debootstrap ) 9>/tmp/flaskstack-debootstrap-install.lock
 fi
 
 rootfs=$(mktemp -d "/var/tmp/flaskstack-rootfs-$suite.XXXXXX")
@@ -37,7 +44,7 @@ packages=systemd,systemd-sysv,python3,python3-apt,sudo,ca-certificates,iproute2,
 [ "$variant" = ssh ] && packages+=,openssh-server
 
 echo "image: debootstrap $suite (about a minute)"
-debootstrap --variant=minbase --include="$packages" \
+debootstrap --variant=minbase --include="$packages" --components="${components// /,}" \
   "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || { tail -n 30 "$rootfs.log" >&2; exit 1; }
 rm -f "$rootfs.log"
 
@@ -46,14 +53,14 @@ case "$suite" in
     # Unstable has no -updates or -security suites. A fixed snapshot mirror
     # serves a Release file past its Valid-Until date: accept it (in the image
     # only; the roles never change apt's checks).
-    echo "deb $mirror $suite main" >"$rootfs/etc/apt/sources.list"
+    echo "deb $mirror $suite $components" >"$rootfs/etc/apt/sources.list"
     echo 'Acquire::Check-Valid-Until "false";' >"$rootfs/etc/apt/apt.conf.d/99snapshot-mirror"
     ;;
   *)
     cat >"$rootfs/etc/apt/sources.list" <<SOURCES
-deb $mirror $suite main
-deb $mirror $suite-updates main
-deb $security_mirror $suite-security main
+deb $mirror $suite $components
+deb $mirror $suite-updates $components
+deb $security_mirror $suite-security $components
 SOURCES
     ;;
 esac

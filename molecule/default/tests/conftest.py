@@ -30,3 +30,28 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture(scope="module")
 def stack(host):
     return Stack(host)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "platform_independent: the role's own logic, the same on every platform of a MySQL "
+        "flavour (input checks, what the logs show, data and file handling): runs on the scenario's "
+        "first host only (each scenario is one flavour), which keeps `make test` in its time budget")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect platform_independent tests on every test host but the first
+    (the first platform of molecule.yml: Debian 11 here, the one closest to
+    Ubuntu 20.04). Deterministic, as pytest-xdist requires of every worker."""
+    first_host, keep, deselected = None, [], []
+    for item in items:
+        host = getattr(getattr(item, "callspec", None), "params", {}).get("_testinfra_host")
+        name = host.backend.get_hostname() if host is not None else None
+        first_host = first_host or name
+        if name and name != first_host and item.get_closest_marker("platform_independent"):
+            deselected.append(item)
+        else:
+            keep.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = keep

@@ -46,6 +46,7 @@ def bad_value_run(stack, tmp_path_factory):
     return run_playbook("--forks", str(len(aliases)), inventory=str(inventory))
 
 
+@pytest.mark.platform_independent
 @pytest.mark.parametrize("variable", [variable for variable, _ in BAD_VALUES])
 def test_bad_variable_stops_the_run_before_any_change(bad_value_run, variable):
     alias = f"bad-{variable}"
@@ -132,6 +133,7 @@ def deployed_password(stack):
     return stack.host.check_output("set -a; . %s; printf %%s \"$FLASKAPP_DB_PASSWORD\"", APP_ENV_FILE)
 
 
+@pytest.mark.platform_independent
 def test_vaulted_password_converges_and_is_never_printed(stack):
     vaulted = "Vaulted-" + os.urandom(12).hex()
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,6 +186,7 @@ def test_app_account_has_exactly_the_configured_grants(stack):
         ["127.0.0.1", "localhost"]
 
 
+@pytest.mark.platform_independent
 def test_the_originals_grant_all_is_opt_in_idempotent_and_reversible(stack):
     def app_reads_mysql_user_table():
         return stack.app_sql_result("SELECT COUNT(*) FROM mysql.user").rc == 0
