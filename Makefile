@@ -75,7 +75,11 @@ unit: venv
 molecule: collections images
 	@bash molecule/resources/run-scenarios.sh default oracle-mysql multi-host
 
-test: lint unit molecule
+# Lint, unit tests and image builds side by side (images wait on the network,
+# the checks on the CPU), each target's output in one piece; then the scenarios.
+test: venv
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint unit images
+	@$(MAKE) --no-print-directory molecule
 
 # No remote user for the container: its default (root) applies, and the docker
 # connection skips the two `docker version` calls it makes per task otherwise.

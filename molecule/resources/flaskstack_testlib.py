@@ -80,6 +80,9 @@ def pytest_terminal_summary(terminalreporter):
 # --- One machine, shared by parallel test workers ------------------------------------
 
 _LOCK_FILE = PROJECT / ".cache" / "test-machine.lock"
+# Taken on the way in: a measured window waiting for the lock holds it, so
+# playbook runs that arrive later wait behind it instead of starving it.
+_TURNSTILE_FILE = PROJECT / ".cache" / "test-machine.turnstile"
 _held = []
 
 
@@ -87,13 +90,19 @@ _held = []
 def machine_lock(exclusive):
     """A lock across every test process on this machine: timing-sensitive windows
     take it exclusively, playbook runs (the heavy work) shared, so a measured
-    window never overlaps another worker's playbook run or measured window."""
+    window never overlaps another worker's playbook run or measured window.
+    Windows go first: once one waits, new playbook runs queue behind it."""
     if _held:  # this process holds it already (a rerun inside a measured window)
         yield
         return
     _LOCK_FILE.parent.mkdir(exist_ok=True)
-    with open(_LOCK_FILE, "a") as lock:
+    with open(_TURNSTILE_FILE, "a") as turnstile, open(_LOCK_FILE, "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if not exclusive:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
         fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        if exclusive:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
         _held.append(lock)
         try:
             yield
