@@ -242,6 +242,31 @@ class Stack:
         """SQL as MySQL's root over the unix socket, as an operator would."""
         return self.host.check_output("mysql --batch --skip-column-names -e %s", query)
 
+    @contextlib.contextmanager
+    def table_locked(self, table):
+        """Root holds a write lock on a table from a session of its own (a
+        client left running on the host); queries of the table wait. Yields a
+        function that lets go (ending that session); leaving lets go too."""
+        marker = f"flaskstack-table-lock-{os.getpid()}"
+        self.host.check_output(
+            "nohup mysql -e %s >/dev/null 2>&1 &",
+            f"LOCK TABLES {table} WRITE; SELECT SLEEP(600) AS `{marker}`")
+        find_holder = ("SELECT ID FROM information_schema.PROCESSLIST "
+                       f"WHERE INFO LIKE '%{marker}%' AND ID <> CONNECTION_ID()")
+        assert wait_for(lambda: self.root_sql(find_holder), 10, interval=0.2) is not None, \
+            "root's lock-holding session did not start"
+        session_id = self.root_sql(find_holder)
+        released = []
+
+        def release():
+            if not released:
+                self.root_sql(f"KILL {session_id}")
+                released.append(True)
+        try:
+            yield release
+        finally:
+            release()
+
     def app_sql_result(self, query, port=PROXY_PORT):
         """SQL as the app's account through HAProxy. The password is read on the
         host from the app's root-only environment file and handed to the client

@@ -7,16 +7,16 @@ import threading
 import time
 
 import pytest
-from flaskstack_testlib import (APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME, MYSQL_PORT,
-                                POOL_SIZE, SERVER_MAXCONN, STATS_SOCKET, changed_tasks, machine_lock,
+from flaskstack_testlib import (APP_PORTS, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME, MYSQL_PORT,
+                                POOL_SIZE, SEEDED_TODOS, SERVER_MAXCONN, STATS_SOCKET, changed_tasks, machine_lock,
                                 failure_message, failure_text, run_script, timing_window, wait_for)
 
 LOAD_SCRIPT = pathlib.Path(__file__).parent / "concurrent_sleeps.py"
 STATS_PAGE_PORT = DEFAULTS["haproxy"]["haproxy_stats_page_port"]
-SLEEP_MAX_SECONDS = DEFAULTS["flaskapp"]["flaskapp_sleep_max_seconds"]
 SLEEP_SECONDS = 2
-RUNNING_SLEEPS = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                  f"WHERE USER = '{DB_USER}' AND INFO LIKE 'SELECT SLEEP%'")
+# The app account's queries of the todos table, waiting for a table lock.
+WAITING_ON_TODOS = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                    f"WHERE USER = '{DB_USER}' AND INFO LIKE 'SELECT%todos%' AND STATE LIKE '%lock%'")
 
 
 def fire_concurrent_sleeps(stack, requests):
@@ -92,35 +92,34 @@ def test_a_lowered_server_maxconn_caps_mysql_sessions_after_a_rerun(stack, obser
 @pytest.fixture(scope="module")
 def live_reconfigure(stack):
     """Rerun with a new server maxconn while an HTTP request and a mysql client
-    session run through HAProxy, then rerun with the defaults again."""
+    session are open through HAProxy, then rerun with the defaults again.
+
+    Both sessions wait in MySQL on a table lock that root holds, so they stay
+    open however long a loaded machine makes the rerun; once it is over and
+    both are seen still waiting, root lets go and both complete on the
+    connections they had before the reload (the same on MySQL and MariaDB)."""
     record = {"pids_before": stack.unit_pids(), "config_before": stack.host.file(HAPROXY_CONFIG).content_string}
-    # As long as the app allows: the sessions must outlast the rerun, however
-    # long a loaded machine makes it. Once the rerun is over and both are seen
-    # still running, KILL QUERY ends their SLEEP (which then returns 1) so they
-    # finish without waiting out the rest.
-    session_seconds = SLEEP_MAX_SECONDS
 
     def http_session():
-        record["http"] = stack.http(f"/sleep/{session_seconds}", APP_PORTS[0])
+        record["http"] = stack.http("/todos", APP_PORTS[0])
         record["http_end"] = time.monotonic()
 
     def sql_session():
-        record["sql"] = stack.app_sql_result(f"SELECT SLEEP({session_seconds}) AS slept, 'finished' AS state")
+        record["sql"] = stack.app_sql_result(f"SELECT COUNT(*) AS rows_read, 'finished' AS state FROM {DB_NAME}.todos")
         record["sql_end"] = time.monotonic()
 
     sessions = [threading.Thread(target=http_session), threading.Thread(target=sql_session)]
-    # Held across the sessions and both reruns: the reruns start at once, not
+    # Held across the sessions and both reruns: the rerun starts at once, not
     # behind another worker's measured window.
-    with machine_lock(exclusive=False):
+    with machine_lock(exclusive=False), stack.table_locked(f"{DB_NAME}.todos") as release:
         for session in sessions:
             session.start()
-        record["sessions_running_after"] = wait_for(lambda: stack.root_sql(RUNNING_SLEEPS) == "2", 15,
+        record["sessions_waiting_after"] = wait_for(lambda: stack.root_sql(WAITING_ON_TODOS) == "2", 15,
                                                     interval=0.2)
         with stack.reconfigured("--tags", "haproxy", expect_success=False, haproxy_server_maxconn=5) as change:
             record["rerun_end"] = time.monotonic()
-            record["running_after_rerun"] = stack.root_sql(RUNNING_SLEEPS)
-            for session_id in stack.root_sql(RUNNING_SLEEPS.replace("COUNT(*)", "ID")).split():
-                stack.root_sql(f"KILL QUERY {session_id}")
+            record["waiting_after_rerun"] = stack.root_sql(WAITING_ON_TODOS)
+            release()
             record["config_during"] = stack.host.file(HAPROXY_CONFIG).content_string
             record["pids_after"] = stack.unit_pids()
             for session in sessions:
@@ -143,18 +142,16 @@ def test_rerun_leaves_mysql_gunicorn_and_the_haproxy_master_running(live_reconfi
 
 
 def test_sessions_open_through_haproxy_survive_the_reload(live_reconfigure):
-    # Both sessions were running in MySQL before the rerun began.
-    assert live_reconfigure["sessions_running_after"] is not None, "the sessions never ran in MySQL"
-    # Both still running in MySQL once the rerun and its reload were over.
-    assert live_reconfigure["running_after_rerun"] == "2", "a session ended before the rerun did"
+    # Both were waiting in MySQL before the rerun began, and still were once it was over.
+    assert live_reconfigure["sessions_waiting_after"] is not None, "the sessions never reached MySQL"
+    assert live_reconfigure["waiting_after_rerun"] == "2", "a session ended before the rerun did"
     assert live_reconfigure["http_end"] > live_reconfigure["rerun_end"]
     assert live_reconfigure["sql_end"] > live_reconfigure["rerun_end"]
-    # Their connections carried them to the end: the HTTP request answered, and
-    # the client got its row (SLEEP returns 1 when KILL QUERY cut it short).
+    # Their connections carried them to the end: the rows came back to both.
     assert live_reconfigure["http"].status == 200
-    assert live_reconfigure["http"].json() == {"slept": SLEEP_MAX_SECONDS}
+    assert live_reconfigure["http"].json() == SEEDED_TODOS
     assert live_reconfigure["sql"].rc == 0, live_reconfigure["sql"].stderr
-    assert live_reconfigure["sql"].stdout.split() == ["1", "finished"]
+    assert live_reconfigure["sql"].stdout.split() == [str(len(SEEDED_TODOS)), "finished"]
 
 
 def test_rerun_with_defaults_restores_the_original_file(live_reconfigure):
