@@ -35,23 +35,38 @@ def stack(host):
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "platform_independent: the role's own logic, the same on every platform of a MySQL "
-        "flavour (input checks, what the logs show, data and file handling): runs on the scenario's "
-        "first host only (each scenario is one flavour), which keeps `make test` in its time budget")
+        "flavour (what the logs show, data and grants): runs on one host of the scenario (each "
+        "scenario is one flavour), which keeps `make test` in its time budget")
+    config.addinivalue_line(
+        "markers", "host_independent: decided on the controller or by a role's file handling, whatever "
+        "the platform and the MySQL flavour (input checks, the platform check, a restored app file): "
+        "runs on one host of the default scenario (the others deselect it with -m)")
+
+
+ONCE_PER_SCENARIO = ("platform_independent", "host_independent")
+
+
+def _test_host(item):
+    host = getattr(getattr(item, "callspec", None), "params", {}).get("_testinfra_host")
+    return host.backend.get_hostname() if host is not None else None
 
 
 def pytest_collection_modifyitems(config, items):
-    """Deselect platform_independent tests on every test host but the first
-    (the first platform of molecule.yml: Debian 11 here, the one closest to
-    Ubuntu 20.04). Deterministic, as pytest-xdist requires of every worker."""
-    first_host, keep, deselected = None, [], []
+    """Run each platform_independent or host_independent test on one test host
+    only, the hosts taking turns (the first such test on the first platform of
+    molecule.yml, the next on the second...), so that no worker carries them
+    all. Deterministic, as pytest-xdist requires of every worker."""
+    hosts = list(dict.fromkeys(name for name in map(_test_host, items) if name))
+    chosen_host, keep, deselected = {}, [], []
     for item in items:
-        host = getattr(getattr(item, "callspec", None), "params", {}).get("_testinfra_host")
-        name = host.backend.get_hostname() if host is not None else None
-        first_host = first_host or name
-        if name and name != first_host and item.get_closest_marker("platform_independent"):
-            deselected.append(item)
-        else:
-            keep.append(item)
+        name = _test_host(item)
+        if name and any(item.get_closest_marker(mark) for mark in ONCE_PER_SCENARIO):
+            # Every parameter of a test goes to the same host (they share its fixtures).
+            host = chosen_host.setdefault(item.originalname, hosts[len(chosen_host) % len(hosts)])
+            if name != host:
+                deselected.append(item)
+                continue
+        keep.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = keep

@@ -1,6 +1,7 @@
 """HAProxy's limits shape what MySQL sees, and operators change them by
 rerunning the playbook on a live host: proven under real concurrency, through
 gunicorn, HAProxy and MySQL, with HAProxy's own counters."""
+import contextlib
 import math
 import pathlib
 import threading
@@ -40,24 +41,6 @@ def measure_concurrent_sleeps(stack, requests):
 LOWERED_MAXCONN, LOWERED_REQUESTS = 3, 9
 
 
-@pytest.fixture(scope="module")
-def lowered_limit(stack):
-    """One rerun lowers the server maxconn and turns the stats page on (both are
-    HAProxy settings, so one reload covers them); the concurrency and the page
-    are measured; a rerun with the inventory's values restores both."""
-    record = {}
-    with stack.reconfigured("--tags", "haproxy", haproxy_server_maxconn=LOWERED_MAXCONN,
-                            haproxy_stats_page_enabled="true"):
-        record["observed"] = measure_concurrent_sleeps(stack, LOWERED_REQUESTS)
-        record["stats_page_addresses"] = stack.listening_addresses(STATS_PAGE_PORT)
-        record["stats_page"] = stack.host.check_output("curl -sS -w '\\n%%{http_code}' %s",
-                                                       f"http://127.0.0.1:{STATS_PAGE_PORT}/;csv")
-    # The reload's old worker closes its listeners as it stops, a moment after the rerun.
-    record["stats_page_gone_after"] = wait_for(lambda: not stack.listening_addresses(STATS_PAGE_PORT), 5,
-                                               interval=0.1)
-    return record
-
-
 def assert_limit_held(stack, observe, maxconn, requests, observed):
     # HAProxy in TCP mode counts connections, not queries. The first round runs
     # maxconn queries, among them one on each instance's pooled connection. When
@@ -85,20 +68,22 @@ def test_server_maxconn_caps_mysql_sessions_and_queues_the_rest(stack, observe):
     assert_limit_held(stack, observe, SERVER_MAXCONN, requests, measure_concurrent_sleeps(stack, requests))
 
 
-def test_a_lowered_server_maxconn_caps_mysql_sessions_after_a_rerun(stack, observe, lowered_limit):
-    assert_limit_held(stack, observe, LOWERED_MAXCONN, LOWERED_REQUESTS, lowered_limit["observed"])
 
 
 @pytest.fixture(scope="module")
 def live_reconfigure(stack):
-    """Rerun with a new server maxconn while an HTTP request and a mysql client
-    session are open through HAProxy, then rerun with the defaults again.
+    """One rerun, on a live host, lowers the server maxconn and turns the stats
+    page on (both HAProxy settings: one reload covers them), while an HTTP
+    request and a mysql client session are open through HAProxy; then the
+    lowered limit and the page are measured; then a rerun with the inventory's
+    values restores both.
 
     Both sessions wait in MySQL on a table lock that root holds, so they stay
     open however long a loaded machine makes the rerun; once it is over and
     both are seen still waiting, root lets go and both complete on the
     connections they had before the reload (the same on MySQL and MariaDB)."""
-    record = {"pids_before": stack.unit_pids(), "config_before": stack.host.file(HAPROXY_CONFIG).content_string}
+    record = {"pids_before": stack.unit_pids(), "config_before": stack.host.file(HAPROXY_CONFIG).content_string,
+              "observed": None}
 
     def http_session():
         record["http"] = stack.http("/todos", APP_PORTS[0])
@@ -109,14 +94,17 @@ def live_reconfigure(stack):
         record["sql_end"] = time.monotonic()
 
     sessions = [threading.Thread(target=http_session), threading.Thread(target=sql_session)]
-    # Held across the sessions and both reruns: the rerun starts at once, not
-    # behind another worker's measured window.
-    with machine_lock(exclusive=False), stack.table_locked(f"{DB_NAME}.todos") as release:
-        for session in sessions:
-            session.start()
-        record["sessions_waiting_after"] = wait_for(lambda: stack.root_sql(WAITING_ON_TODOS) == "2", 15,
-                                                    interval=0.2)
-        with stack.reconfigured("--tags", "haproxy", expect_success=False, haproxy_server_maxconn=5) as change:
+    with contextlib.ExitStack() as lowered:
+        # Held across the sessions and the rerun: the rerun starts at once, not
+        # behind another worker's measured window.
+        with machine_lock(exclusive=False), stack.table_locked(f"{DB_NAME}.todos") as release:
+            for session in sessions:
+                session.start()
+            record["sessions_waiting_after"] = wait_for(lambda: stack.root_sql(WAITING_ON_TODOS) == "2", 15,
+                                                        interval=0.2)
+            change = lowered.enter_context(stack.reconfigured(
+                "--tags", "haproxy", expect_success=False, haproxy_server_maxconn=LOWERED_MAXCONN,
+                haproxy_stats_page_enabled="true"))
             record["rerun_end"] = time.monotonic()
             record["waiting_after_rerun"] = stack.root_sql(WAITING_ON_TODOS)
             release()
@@ -124,6 +112,16 @@ def live_reconfigure(stack):
             record["pids_after"] = stack.unit_pids()
             for session in sessions:
                 session.join()
+        # The measured window outside the shared lock, so that it is exclusive.
+        if change.result.returncode == 0:
+            record["observed"] = measure_concurrent_sleeps(stack, LOWERED_REQUESTS)
+            record["stats_page_addresses"] = stack.listening_addresses(STATS_PAGE_PORT)
+            record["stats_page"] = stack.host.check_output("curl -sS -w '\\n%%{http_code}' %s",
+                                                           f"http://127.0.0.1:{STATS_PAGE_PORT}/;csv")
+    # Leaving `lowered` reran the playbook with the inventory's values. The
+    # reload's old worker closes its listeners as it stops, a moment after.
+    record["stats_page_gone_after"] = wait_for(lambda: not stack.listening_addresses(STATS_PAGE_PORT), 5,
+                                               interval=0.1)
     record["rerun"], record["restore"] = change.result, change.restored
     record["config_after"] = stack.host.file(HAPROXY_CONFIG).content_string
     return record
@@ -133,7 +131,13 @@ def test_rerun_with_a_new_limit_changes_only_the_config_and_reloads(live_reconfi
     rerun = live_reconfigure["rerun"]
     assert rerun.returncode == 0, failure_text(rerun)
     assert changed_tasks(rerun.stdout) == HAPROXY_ONLY, failure_text(rerun)
-    assert f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn 5 check inter 2s\n" in live_reconfigure["config_during"]
+    assert f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn {LOWERED_MAXCONN} check inter 2s\n" in \
+        live_reconfigure["config_during"]
+
+
+def test_a_lowered_server_maxconn_caps_mysql_sessions_after_a_rerun(stack, observe, live_reconfigure):
+    assert live_reconfigure["observed"] is not None, failure_text(live_reconfigure["rerun"])
+    assert_limit_held(stack, observe, LOWERED_MAXCONN, LOWERED_REQUESTS, live_reconfigure["observed"])
 
 
 def test_rerun_leaves_mysql_gunicorn_and_the_haproxy_master_running(live_reconfigure):
@@ -183,9 +187,10 @@ def test_stats_socket_shows_connections_and_queue(stack):
     assert (socket_file.user, socket_file.group, socket_file.mode) == ("root", "haproxy", 0o660)
 
 
-def test_stats_page_serves_on_loopback_when_enabled(lowered_limit):
-    assert lowered_limit["stats_page_addresses"] == {"127.0.0.1"}
-    page = lowered_limit["stats_page"]
+def test_stats_page_serves_on_loopback_when_enabled(live_reconfigure):
+    assert live_reconfigure["observed"] is not None, failure_text(live_reconfigure["rerun"])
+    assert live_reconfigure["stats_page_addresses"] == {"127.0.0.1"}
+    page = live_reconfigure["stats_page"]
     assert page.endswith("\n200")
     assert f"{LISTEN_NAME},mysql1," in page
-    assert lowered_limit["stats_page_gone_after"] is not None, "still served 5 s after the restoring rerun"
+    assert live_reconfigure["stats_page_gone_after"] is not None, "still served 5 s after the restoring rerun"

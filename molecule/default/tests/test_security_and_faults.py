@@ -46,7 +46,7 @@ def bad_value_run(stack, tmp_path_factory):
     return run_playbook("--forks", str(len(aliases)), inventory=str(inventory))
 
 
-@pytest.mark.platform_independent
+@pytest.mark.host_independent
 @pytest.mark.parametrize("variable", [variable for variable, _ in BAD_VALUES])
 def test_bad_variable_stops_the_run_before_any_change(bad_value_run, variable):
     alias = f"bad-{variable}"
@@ -58,6 +58,7 @@ def test_bad_variable_stops_the_run_before_any_change(bad_value_run, variable):
     assert "PLAY [Provision" not in bad_value_run.stdout, failure_text(bad_value_run)
 
 
+@pytest.mark.host_independent
 def test_unsupported_platform_is_refused_before_any_change(tmp_path):
     """A Debian 10 host (a Debian 12 container that says it is 10) is refused."""
     # One per test process: scenarios running side by side each run this test.

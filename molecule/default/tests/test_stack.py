@@ -127,7 +127,7 @@ def test_rerun_keeps_rows_users_changed(stack):
         stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = '{SEEDED_TODOS['1']['status']}' WHERE id = 1")
 
 
-@pytest.mark.platform_independent
+@pytest.mark.host_independent
 def test_a_changed_app_file_is_restored_and_restarts_only_the_app(stack):
     pids = stack.unit_pids()
     stack.host.check_output("echo '# local edit' >> /opt/flaskapp/app/app.py")
