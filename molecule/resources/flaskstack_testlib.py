@@ -297,6 +297,34 @@ class Stack:
         """One server's line of `show stat`."""
         return self.stats()[(proxy, server)]
 
+    def haproxy_workers(self):
+        """(current, old) HAProxy workers, as flaskstack-status reports them
+        from the master socket's `show proc`: an old worker is still draining
+        the connections it had before a reload."""
+        match = re.search(r"workers: (\d+) current, (\d+) old", self.host.check_output("flaskstack-status"))
+        assert match, "flaskstack-status shows no HAProxy workers"
+        return int(match.group(1)), int(match.group(2))
+
+    @contextlib.contextmanager
+    def steady_reads(self, max_seconds=600):
+        """GET /todos over the app's ports, about 20 a second, from the host
+        (steady_reads.py, in the background) while the block runs. Yields a
+        dict that holds, once the block is over, the script's result:
+        {"requests": n, "seconds": s, "failures": [...]}."""
+        base = f"/tmp/flaskstack-steady-reads-{os.getpid()}"
+        self.host.check_output("rm -f %s.stop %s.json", base, base)
+        self.host.check_output(
+            "nohup python3 -c %s %s %s %s %s >/dev/null 2>&1 &",
+            (RESOURCES.parent / "default" / "tests" / "steady_reads.py").read_text(),
+            ",".join(map(str, APP_PORTS)), f"{base}.stop", f"{base}.json", str(max_seconds))
+        result = {}
+        try:
+            yield result
+        finally:
+            self.host.check_output("touch %s.stop", base)
+            assert wait_for(lambda: self.host.file(f"{base}.json").exists, 40) is not None, "steady reads never ended"
+            result.update(json.loads(self.host.file(f"{base}.json").content_string))
+
     def main_pid(self, unit):
         return int(self.host.check_output("systemctl show -p MainPID --value %s", unit))
 

@@ -57,3 +57,21 @@ def test_the_platforms_a_role_accepts_are_those_its_metadata_lists(role):
 def test_every_role_accepts_the_same_platforms():
     # The stack runs on one host as often as on many: a platform one role refuses is refused for all.
     assert len({tuple(sorted(load(role, "vars/main.yml")[f"__{role}_supported_platforms"])) for role in ROLES}) == 1
+
+
+def test_the_reload_bound_and_the_queue_wait_follow_the_apps_longest_query():
+    """HAProxy's hard-stop-after and timeout queue, and the app's /sleep bound,
+    all come from flaskstack_query_max_seconds, so no reload cuts a query the
+    app allows and no queued request gives up before the longest one ends."""
+    import jinja2
+
+    shared = yaml.safe_load((PROJECT / "playbooks" / "group_vars" / "all" / "main.yml").read_text())
+    haproxy, flaskapp = load("haproxy", "defaults/main.yml"), load("flaskapp", "defaults/main.yml")
+
+    def render(template):
+        return jinja2.Environment().from_string(template).render(shared)
+
+    longest = shared["flaskstack_query_max_seconds"]
+    assert float(render(flaskapp["flaskapp_sleep_max_seconds"])) == longest
+    assert render(haproxy["haproxy_timeout_queue"]) == f"{longest}s"
+    assert render(haproxy["haproxy_hard_stop_after"]) == f"{longest + 10}s"

@@ -11,7 +11,7 @@ import re
 from flask import Flask, jsonify
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 SLEEP_MAX_SECONDS = float(os.environ.get("FLASKAPP_SLEEP_MAX_SECONDS", "60"))
@@ -66,11 +66,25 @@ def welcome():
     return "Welcome!\n"
 
 
+def read(statement, **params):
+    """Run a read and return its rows. A read whose connection is lost (an old
+    HAProxy worker stopped after a reload, MySQL restarted) is retried once on
+    a new connection, so the client never sees it; reads are safe to repeat."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(statement), params).all()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        app.logger.warning("connection lost during a read (%s): retrying once", exc.orig)
+    with engine.connect() as conn:
+        return conn.execute(text(statement), params).all()
+
+
 @app.get("/todos")
 def list_todos():
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT id, item, status FROM todos"))
-        return {row.id: {"item": row.item, "status": row.status} for row in rows}
+    rows = read("SELECT id, item, status FROM todos")
+    return {row.id: {"item": row.item, "status": row.status} for row in rows}
 
 
 @app.get("/sleep/<s>")
@@ -78,6 +92,5 @@ def slow_query(s):
     if not SECONDS_PATTERN.fullmatch(s) or float(s) > SLEEP_MAX_SECONDS:
         return error(400, f"s must be a number from 0 to {SLEEP_MAX_SECONDS:g}")
     seconds = float(s)
-    with engine.connect() as conn:
-        conn.execute(text("SELECT SLEEP(:seconds)"), {"seconds": seconds})
+    read("SELECT SLEEP(:seconds)", seconds=seconds)
     return {"slept": int(seconds) if seconds.is_integer() else seconds}
