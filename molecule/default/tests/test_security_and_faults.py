@@ -29,6 +29,7 @@ BAD_VALUES = [
     ("mysql_app_user_hosts", ["10.0.0.%"]),
     ("mysql_flavor", "oracle"),
     ("haproxy_server_limits", {"bad-haproxy_server_limits": {"maxconn": 0}}),
+    ("haproxy_client_addresses", []),
 ]
 
 

@@ -36,6 +36,7 @@ def test_haproxy_config_is_the_layer4_listener_of_the_original(host):
     for line in ("maxconn 100", f"stats socket {STATS_SOCKET} mode 660 level admin expose-fd listeners",
                  "timeout connect 5s", "timeout client 300s", "timeout server 300s",
                  f"listen {LISTEN_NAME}", f"bind 127.0.0.1:{PROXY_PORT}", "mode tcp", "option srvtcpka",
+                 "tcp-request connection reject unless { src 127.0.0.1 }",
                  "balance roundrobin", "timeout queue 60s",
                  f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn {SERVER_MAXCONN} check inter 2s"):
         assert line in config, line

@@ -142,6 +142,36 @@ def test_mysql_refuses_the_app_account_straight_from_an_app_host(stacks, address
     assert address[name] in answer
 
 
+def first_bytes_from(stack, address, port):
+    """What a plain TCP client on this host receives first from address:port:
+    the byte count of MySQL's greeting, or 'closed' when the other end hangs
+    up at once (or 'refused' when nothing listens)."""
+    script = ("import socket, sys\n"
+              "try:\n"
+              "    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as sock:\n"
+              "        data = sock.recv(1024)\n"
+              "    print(len(data) if data else 'closed')\n"
+              "except ConnectionResetError:\n"
+              "    print('closed')\n"
+              "except ConnectionRefusedError:\n"
+              "    print('refused')\n")
+    return stack.host.check_output("python3 -c %s %s %s", script, address, str(port))
+
+
+def test_only_the_app_tier_reaches_the_mysql_listener(stacks, address):
+    lb = stacks["lb1"]
+    before = lb.stats()
+    # db1 is not an app host: HAProxy hangs up as it connects, before any server slot is taken.
+    assert first_bytes_from(stacks["db1"], address["lb1"], PROXY_PORT) == "closed"
+    after = lb.stats()
+    assert int(after[(LISTEN_NAME, "FRONTEND")]["dcon"]) == int(before[(LISTEN_NAME, "FRONTEND")]["dcon"]) + 1
+    assert after[(LISTEN_NAME, "mysql1")]["stot"] == before[(LISTEN_NAME, "mysql1")]["stot"]
+    # An app host gets MySQL's greeting through the same listener.
+    assert first_bytes_from(stacks["app1"], address["lb1"], PROXY_PORT).isdigit()
+    assert f"tcp-request connection reject unless {{ src {address['app1']} {address['app2']} }}" in \
+        lb.host.file(HAPROXY_CONFIG).content_string
+
+
 def test_app_account_for_a_host_that_left_the_proxy_tier_is_dropped(stacks, address):
     db = stacks["db1"]
     gone = "192.0.2.99"
