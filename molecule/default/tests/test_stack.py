@@ -173,3 +173,20 @@ def test_the_roles_settings_win_over_the_packages_loopback_default(stack):
     assert stack.root_sql("SELECT @@bind_address") == "127.0.0.1"
     assert stack.listening_addresses(MYSQL_PORT) == {"127.0.0.1"}
     assert wait_for(lambda: stack.server()["status"] == "UP", timeout=30) is not None, stack.server()
+
+
+@pytest.mark.host_independent
+def test_a_port_removed_from_flaskapp_ports_is_stopped_and_disabled(stack):
+    kept, removed = APP_PORTS[0], APP_PORTS[1]
+    wants_link = f"/etc/systemd/system/multi-user.target.wants/flaskapp@{removed}.service"
+    assert stack.host.file(wants_link).exists
+    with stack.reconfigured("--tags", "flaskapp", flaskapp_ports=[kept]) as change:
+        assert "flaskapp : Stop and disable the instances of ports no longer listed" in \
+            changed_tasks(change.result.stdout), failure_text(change.result)
+        assert stack.host.run("systemctl is-active flaskapp@%s", str(removed)).stdout.strip() == "inactive"
+        assert not stack.host.file(wants_link).exists
+        assert not stack.listening_addresses(removed)
+        assert stack.http("/todos", kept).status == 200
+    # Listed again: started and enabled again.
+    assert stack.host.file(wants_link).exists
+    assert stack.http_status("/todos", removed) == 200
