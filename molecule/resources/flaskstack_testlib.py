@@ -41,6 +41,8 @@ POOL_SIZE = DEFAULTS["flaskapp"]["flaskapp_db_pool_size"]
 SEEDED_TODOS = {str(row["id"]): {"item": row["item"], "status": row["status"]}
                 for row in DEFAULTS["mysql"]["mysql_seed_todos"]}
 APP_ENV_FILE = "/etc/flaskapp/flaskapp.env"
+# By its full path: Debian unstable's sudo leaves /usr/local/sbin out of its secure_path.
+STATUS_COMMAND = "/usr/local/sbin/flaskstack-status"
 HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
 # What a rerun that changes only HAProxy's settings reports as changed.
 HAPROXY_ONLY = ["haproxy : Write haproxy.cfg", "haproxy : Reload HAProxy"]
@@ -301,7 +303,7 @@ class Stack:
         """(current, old) HAProxy workers, as flaskstack-status reports them
         from the master socket's `show proc`: an old worker is still draining
         the connections it had before a reload."""
-        match = re.search(r"workers: (\d+) current, (\d+) old", self.host.check_output("flaskstack-status"))
+        match = re.search(r"workers: (\d+) current, (\d+) old", self.host.check_output(STATUS_COMMAND))
         assert match, "flaskstack-status shows no HAProxy workers"
         return int(match.group(1)), int(match.group(2))
 

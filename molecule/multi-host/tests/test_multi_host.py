@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME,
-                                MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, changed_tasks,
+                                MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATUS_COMMAND, changed_tasks,
                                 run_script, wait_for)
 
 PROBE_SCRIPT = pathlib.Path(__file__).parent / "http_probe.py"
@@ -82,8 +82,8 @@ def test_mysql_runs_with_the_roles_settings_not_the_packages_loopback(stacks, ad
 
 
 def test_status_command_shows_each_hosts_part(stacks, address):
-    assert "haproxy.service: active (running)" in stacks["lb1"].host.check_output("flaskstack-status")
-    report = stacks["app1"].host.check_output("flaskstack-status")
+    assert "haproxy.service: active (running)" in stacks["lb1"].host.check_output(STATUS_COMMAND)
+    report = stacks["app1"].host.check_output(STATUS_COMMAND)
     for port in APP_PORTS:
         assert f"GET http://{address['app1']}:{port}/todos -> 200" in report
 
