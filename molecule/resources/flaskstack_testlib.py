@@ -317,7 +317,7 @@ class Stack:
         self.host.check_output("rm -f %s.stop %s.json", base, base)
         self.host.check_output(
             "nohup python3 -c %s %s %s %s %s >/dev/null 2>&1 &",
-            (RESOURCES.parent / "default" / "tests" / "steady_reads.py").read_text(),
+            (RESOURCES / "steady_reads.py").read_text(),
             ",".join(map(str, APP_PORTS)), f"{base}.stop", f"{base}.json", str(max_seconds))
         result = {}
         try:
