@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import time
 
@@ -33,6 +34,7 @@ DB_NAME = SHARED["flaskstack_db_name"]
 DB_USER = SHARED["flaskstack_db_user"]
 MYSQL_PORT = SHARED["flaskstack_mysql_port"]
 PROXY_PORT = SHARED["flaskstack_proxy_port"]
+CHECK_PORT = SHARED["flaskstack_mysql_check_port"]
 APP_PORTS = tuple(SHARED["flaskstack_app_ports"])
 LISTEN_NAME = DEFAULTS["haproxy"]["haproxy_listen_name"]
 SERVER_MAXCONN = DEFAULTS["haproxy"]["haproxy_server_maxconn"]
@@ -130,6 +132,32 @@ def run_playbook(*args, inventory=None, extra_inventories=()):
         return subprocess.run(
             ["ansible-playbook", *sources, str(PROJECT / "playbooks" / "site.yml"), *args],
             capture_output=True, text=True, check=False, env=env)
+
+
+def interrupted_playbook(*args, after_change_of):
+    """Run playbooks/site.yml against the scenario's inventory and cut it off
+    with SIGKILL (as a dropped SSH session or a killed terminal would) the
+    moment the task `after_change_of` reports a change: the run never reaches
+    its handlers. Returns (output so far, whether the task changed)."""
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
+    lines, current, cut = [], None, False
+    with machine_lock(exclusive=False):
+        process = subprocess.Popen(
+            ["ansible-playbook", "-i", inventory, str(PROJECT / "playbooks" / "site.yml"), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        for line in process.stdout:
+            lines.append(line)
+            match = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\]", line)
+            if match:
+                current = match.group(1)
+            elif line.startswith("changed:") and current == after_change_of:
+                os.killpg(process.pid, signal.SIGKILL)
+                cut = True
+                break
+        process.stdout.close()
+        process.wait()
+    return "".join(lines), cut
 
 
 def connection_vars(name):
@@ -327,6 +355,17 @@ class Stack:
             assert wait_for(lambda: self.host.file(f"{base}.json").exists, 40) is not None, "steady reads never ended"
             result.update(json.loads(self.host.file(f"{base}.json").content_string))
 
+    def login_check(self, address="127.0.0.1"):
+        """The database host's health check, asked as HAProxy asks it: (answer,
+        checks it had answered before this one)."""
+        response = self.http("/", CHECK_PORT, address=address)
+        match = re.search(r"check (\d+) since the start", response.body)
+        return response, int(match.group(1)) - 1 if match else None
+
+    def mysql_status(self, name):
+        """One of MySQL's global status counters, read as root."""
+        return int(self.root_sql(f"SHOW GLOBAL STATUS LIKE '{name}'").split()[1])
+
     def main_pid(self, unit):
         return int(self.host.check_output("systemctl show -p MainPID --value %s", unit))
 
@@ -363,6 +402,11 @@ class Stack:
             "import app, pymysql; c = app.engine.raw_connection(); "
             "print(pymysql.VERSION_STRING, c.driver_connection.ssl); c.close()").split()
         return tuple(int(part) for part in version.split(".")[:2]), tls == "True"
+
+    def interrupted_rerun(self, *args, after_change_of, **extra_vars):
+        """Rerun on this host only, cut off right after a task's change (interrupted_playbook)."""
+        return interrupted_playbook("--limit", self.name, *args, *extra_vars_args(extra_vars),
+                                    after_change_of=after_change_of)
 
     def rerun(self, *args, extra_inventories=(), **extra_vars):
         """Rerun the playbook on this host only: rerun("--tags", "haproxy", haproxy_server_maxconn=3)."""

@@ -81,6 +81,61 @@ def flaskstack_tiers(host, groups):
     return [tier for tier in TIERS if host in (groups.get(tier) or [])]
 
 
+def _proxy_demand(proxy, groups, hostvars, server_maxconn_default, server_limits_default):
+    """{database host: maxconn} for the servers of one proxy host, from its
+    variables (hostvars hold everything but role defaults, passed in)."""
+    variables = hostvars[proxy]
+    maxconn = int(variables.get("haproxy_server_maxconn", server_maxconn_default))
+    listed = variables.get("haproxy_backend_servers")
+    if listed is not None and not isinstance(listed, str):
+        demand = {}
+        for server in listed:
+            if not server.get("host"):
+                raise AnsibleFilterError(
+                    f"flaskstack: {proxy}'s haproxy_backend_servers entry {server.get('name')!r} names no "
+                    "`host` (the database host's inventory name): the connection budget cannot count it")
+            demand[server["host"]] = demand.get(server["host"], 0) + int(server.get("maxconn", maxconn))
+        return demand
+    limits = variables.get("haproxy_server_limits", server_limits_default) or {}
+    databases = [proxy] if _runs_locally("mysql", proxy, groups) else list(groups["mysql"])
+    return {database: int((limits.get(database) or {}).get("maxconn", maxconn)) for database in databases}
+
+
+def flaskstack_connection_budget(groups, hostvars, server_maxconn_default, server_limits_default,
+                                 max_connections_default, admin_connections_default):
+    """The worst case each database host can be asked for: the sum over proxy
+    hosts of their server's maxconn, plus one health-check login per proxy and
+    room for administration; against the host's max_connections. One entry per
+    database host: {host, max_connections, proxies: {proxy: maxconn}, checks,
+    admin, total, fits}."""
+    demands = {proxy: _proxy_demand(proxy, groups, hostvars, server_maxconn_default, server_limits_default)
+               for proxy in groups.get("haproxy") or []}
+    budget = []
+    for database in groups.get("mysql") or []:
+        variables = hostvars[database]
+        proxies = {proxy: demand[database] for proxy, demand in demands.items() if database in demand}
+        entry = {
+            "host": database,
+            "max_connections": int(variables.get("mysql_max_connections", max_connections_default)),
+            "proxies": proxies,
+            "checks": len(proxies),
+            "admin": int(variables.get("mysql_admin_connections", admin_connections_default)),
+        }
+        entry["total"] = sum(proxies.values()) + entry["checks"] + entry["admin"]
+        entry["fits"] = entry["total"] <= entry["max_connections"]
+        budget.append(entry)
+    return budget
+
+
+def flaskstack_budget_line(entry):
+    """One database host's budget, as the run prints it."""
+    proxies = " + ".join(f"{count} ({proxy})" for proxy, count in entry["proxies"].items()) or "0"
+    verdict = "fits" if entry["fits"] else "EXCEEDS"
+    return (f"{entry['host']}: servers' maxconn {proxies} + health checks {entry['checks']} + "
+            f"administration {entry['admin']} = {entry['total']}, {verdict} max_connections "
+            f"{entry['max_connections']}")
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -89,4 +144,6 @@ class FilterModule:
             "flaskstack_listen_address": flaskstack_listen_address,
             "flaskstack_unresolved_peers": flaskstack_unresolved_peers,
             "flaskstack_tiers": flaskstack_tiers,
+            "flaskstack_connection_budget": flaskstack_connection_budget,
+            "flaskstack_budget_line": flaskstack_budget_line,
         }

@@ -7,8 +7,9 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "filter_plugins"))
-from flaskstack import (flaskstack_address, flaskstack_listen_address, flaskstack_peers,  # noqa: E402
-                        flaskstack_tiers, flaskstack_unresolved_peers)
+from flaskstack import (flaskstack_address, flaskstack_budget_line, flaskstack_connection_budget,  # noqa: E402
+                        flaskstack_listen_address, flaskstack_peers, flaskstack_tiers,
+                        flaskstack_unresolved_peers)
 
 
 def facts(address):
@@ -99,3 +100,45 @@ def test_tiers_are_listed_in_the_stacks_order():
     assert flaskstack_tiers("app1", FOUR_TIERS["groups"]) == ["flaskapp"]
     with pytest.raises(AnsibleFilterError, match="unknown tier 'web'"):
         flaskstack_peers("web", "app1", FOUR_TIERS["groups"], FOUR_TIERS["hostvars"])
+
+
+def budget(groups, hostvars):
+    # The roles' defaults: server maxconn 10, no per-host limits, 151 connections, 5 for administration.
+    return flaskstack_connection_budget(groups, hostvars, 10, {}, 151, 5)
+
+
+def test_the_budget_of_one_host_counts_its_own_proxy_once():
+    [entry] = budget(SINGLE_HOST["groups"], SINGLE_HOST["hostvars"])
+    assert entry == {"host": "stack1", "max_connections": 151, "proxies": {"stack1": 10}, "checks": 1,
+                     "admin": 5, "total": 16, "fits": True}
+    assert flaskstack_budget_line(entry) == (
+        "stack1: servers' maxconn 10 (stack1) + health checks 1 + administration 5 = 16, fits max_connections 151")
+
+
+def test_every_proxy_host_counts_against_every_database_it_serves():
+    groups = {"mysql": ["db1", "db2"], "haproxy": ["lb1", "lb2"], "flaskapp": ["app1"]}
+    hostvars = {"db1": {"mysql_max_connections": 40}, "db2": {},
+                "lb1": {"haproxy_server_maxconn": 20, "haproxy_server_limits": {"db2": {"maxconn": 5}}},
+                "lb2": {}}
+    db1, db2 = budget(groups, hostvars)
+    assert (db1["proxies"], db1["total"], db1["fits"]) == ({"lb1": 20, "lb2": 10}, 37, True)
+    assert (db2["proxies"], db2["total"]) == ({"lb1": 5, "lb2": 10}, 22)
+    hostvars["lb2"]["haproxy_server_maxconn"] = 14
+    db1 = budget(groups, hostvars)[0]
+    assert (db1["total"], db1["fits"]) == (41, False)
+    assert flaskstack_budget_line(db1).endswith("= 41, EXCEEDS max_connections 40")
+
+
+def test_a_proxy_on_a_database_host_counts_only_against_its_own_database():
+    groups = {"mysql": ["db1", "db2"], "haproxy": ["db1"], "flaskapp": ["app1"]}
+    db1, db2 = budget(groups, {"db1": {}, "db2": {}})
+    assert (db1["proxies"], db2["proxies"], db2["total"]) == ({"db1": 10}, {}, 5)
+
+
+def test_servers_listed_by_hand_count_against_the_host_they_name():
+    groups = {"mysql": ["db1"], "haproxy": ["lb1"], "flaskapp": ["app1"]}
+    listed = [{"name": "a", "host": "db1", "maxconn": 7}, {"name": "b", "host": "db1"}]
+    [db1] = budget(groups, {"db1": {}, "lb1": {"haproxy_backend_servers": listed}})
+    assert db1["proxies"] == {"lb1": 17}
+    with pytest.raises(AnsibleFilterError, match="names no `host`"):
+        budget(groups, {"db1": {}, "lb1": {"haproxy_backend_servers": [{"name": "a"}]}})

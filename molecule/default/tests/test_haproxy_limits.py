@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from flaskstack_testlib import (APP_PORTS, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME, MYSQL_PORT,
+from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME, MYSQL_PORT,
                                 POOL_SIZE, SERVER_MAXCONN, STATS_SOCKET, changed_tasks, machine_lock,
                                 failure_message, failure_text, run_script, timing_window, wait_for)
 
@@ -155,7 +155,7 @@ def test_rerun_with_a_new_limit_changes_only_the_config_and_reloads(live_reconfi
     rerun = live_reconfigure["rerun"]
     assert rerun.returncode == 0, failure_text(rerun)
     assert changed_tasks(rerun.stdout) == HAPROXY_ONLY, failure_text(rerun)
-    assert f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn {LOWERED_MAXCONN} check inter 2s\n" in \
+    assert f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn {LOWERED_MAXCONN} check port {CHECK_PORT} inter 2s\n" in \
         live_reconfigure["config_during"]
 
 

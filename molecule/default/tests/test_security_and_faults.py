@@ -4,14 +4,21 @@ real stack."""
 import json
 import os
 import pathlib
+import re
 import subprocess
 import tempfile
+import time
 import urllib.parse
 
 import pytest
-from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_NAME, DB_USER, SEEDED_TODOS, assert_succeeded,
-                                changed_tasks, connection_vars, failure_message, failure_text, recap, run_playbook, timing_window,
+from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG,
+                                MYSQL_PORT, SEEDED_TODOS, SERVER_MAXCONN, assert_succeeded, changed_tasks,
+                                connection_vars, failure_message, failure_text, recap, run_playbook, timing_window,
                                 wait_for)
+
+MAX_CONNECTIONS = DEFAULTS["mysql"]["mysql_max_connections"]
+ADMIN_CONNECTIONS = DEFAULTS["mysql"]["mysql_admin_connections"]
+GLOBAL_MAXCONN = DEFAULTS["haproxy"]["haproxy_global_maxconn"]
 
 # --- Bad input to the playbook ---------------------------------------------------
 
@@ -289,3 +296,161 @@ def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(stack, observe):
     assert during.status == 503 and during.json() == {"error": "database unavailable"}
     assert during.seconds < 10
     assert record["recovered_after"] is not None, "no recovery within 20 s of HAProxy's start"
+
+
+# --- Health checks that know MySQL, and do it no harm --------------------------------
+
+def check_interval_seconds(stack):
+    """The server's check interval, from the deployed haproxy.cfg."""
+    match = re.search(r" check port \d+ inter (\d+)(ms|s)\b", stack.host.file(HAPROXY_CONFIG).content_string)
+    assert match, "no checked server in haproxy.cfg"
+    return int(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+
+
+def test_a_mysql_that_accepts_no_logins_is_marked_down_then_up_again(stack, observe):
+    pid = str(stack.main_pid(stack.mysql_unit))
+    with timing_window():
+        # A hung server: the kernel still completes TCP connects, MySQL answers nothing.
+        stack.host.check_output("kill -STOP %s", pid)
+        try:
+            port_open = stack.host.run("timeout 2 bash -c %s",
+                                       f"exec 3<>/dev/tcp/127.0.0.1/{MYSQL_PORT}").rc == 0
+            marked_down = wait_for(lambda: stack.server()["status"] == "DOWN", 40)
+            answer, _ = stack.login_check()
+            status_while_hung = stack.server()["check_status"].lstrip("* ")  # "*": a check under way
+        finally:
+            stack.host.check_output("kill -CONT %s", pid)
+        marked_up = wait_for(lambda: stack.server()["status"] == "UP", 20)
+    observe(f"[{stack.name}] MySQL stopped answering (SIGSTOP), port still open: HAProxy marked it DOWN "
+            f"after {marked_down}s ({status_while_hung}: {answer.body.strip()}); UP {marked_up}s after SIGCONT")
+    assert port_open, "the stopped server's port refused connections: this test needs it open"
+    assert marked_down is not None, "a server that accepts no logins stayed UP for 40 s"
+    assert answer.status == 503 and "refuses logins" in answer.body
+    assert status_while_hung == "L7STS"
+    assert marked_up is not None, "not UP again within 20 s of the server answering again"
+    assert wait_for(lambda: all(stack.http_status("/todos", port) == 200 for port in APP_PORTS), 20) is not None
+
+
+def test_health_checks_never_touch_mysqls_port(stack, observe):
+    """A check that connected to MySQL's port would count as an aborted connect
+    each time (and, with name resolution on, as a connection error against the
+    proxy's host, which max_connect_errors blocks): the multi-host scenario runs
+    a compressed version of hours of checks with a small max_connect_errors."""
+    interval = check_interval_seconds(stack)
+    with timing_window():
+        aborted_before = stack.mysql_status("Aborted_connects")
+        _, answered_before = stack.login_check()
+        time.sleep(4 * interval + 1)
+        _, answered_after = stack.login_check()
+        aborted_after = stack.mysql_status("Aborted_connects")
+    checks = answered_after - answered_before - 1  # not our own first request
+    observe(f"[{stack.name}] {checks} health checks in {4 * interval + 1:.0f}s: Aborted_connects "
+            f"{aborted_before} -> {aborted_after}")
+    assert checks >= 3, f"HAProxy asked the login check {checks} times in {4 * interval + 1}s"
+    assert aborted_after == aborted_before
+    assert stack.server()["check_status"] == "L7OK"
+
+
+def test_the_check_answers_only_the_proxy_hosts(stack):
+    # On one host, the proxy is on loopback; the container's own address is not a proxy's.
+    address = stack.host.check_output("hostname -I").split()[0]
+    assert stack.login_check()[0].status == 200
+    assert stack.listening_addresses(CHECK_PORT) == {"127.0.0.1"}
+    refused = stack.host.run("curl -s -o /dev/null -w '%%{http_code}' --max-time 3 http://%s:%s/", address,
+                             str(CHECK_PORT))
+    assert refused.stdout in ("000", "403"), refused.stdout
+
+
+def test_the_check_logs_in_without_a_password_and_may_do_nothing_else(stack):
+    account = "flaskstack_check"
+    grants = stack.root_sql(f"SHOW GRANTS FOR '{account}'@'localhost'")
+    assert grants.startswith("GRANT USAGE ON *.* TO") and "\n" not in grants.strip(), grants
+    plugin = stack.root_sql(f"SELECT plugin FROM mysql.user WHERE User = '{account}'")
+    assert plugin == {"mysql": "auth_socket", "mariadb": "unix_socket"}[stack.flavor]
+    # Another Unix user cannot log in as it.
+    denied = stack.host.run("mysql -u %s -e 'SELECT 1'", account)
+    assert denied.rc != 0 and "denied" in denied.stderr, denied.stderr
+    unit = stack.host.service("flaskstack-mysql-check")
+    assert unit.is_running and unit.is_enabled
+    assert stack.host.check_output("systemctl show -p User --value flaskstack-mysql-check") == account
+
+
+# --- A connection budget that adds up ------------------------------------------------
+
+@pytest.mark.host_independent
+def test_a_budget_over_max_connections_stops_the_run_before_any_change(stack):
+    # The defaults: one proxy's server maxconn, its check, and room for administration.
+    needed = SERVER_MAXCONN + 1 + ADMIN_CONNECTIONS
+    result = stack.rerun(mysql_max_connections=needed - 1)
+    assert result.returncode != 0
+    message = failure_message(result)
+    assert (f"{stack.name}: servers' maxconn {SERVER_MAXCONN} ({stack.name}) + health checks 1 + administration "
+            f"{ADMIN_CONNECTIONS} = {needed}, EXCEEDS max_connections {needed - 1}") in message, message
+    assert recap(result.stdout, stack.name)["changed"] == 0
+    assert stack.root_sql("SELECT @@global.max_connections") == str(MAX_CONNECTIONS)
+
+
+@pytest.mark.host_independent
+def test_http_clients_cannot_take_the_mysql_listeners_share(stack):
+    # HTTP's share would leave the MySQL listener one connection fewer than its server may use.
+    http_share = GLOBAL_MAXCONN - SERVER_MAXCONN + 1
+    result = stack.rerun(haproxy_http_enabled=True, haproxy_http_maxconn=http_share)
+    assert result.returncode != 0
+    message = failure_message(result)
+    assert (f"MySQL listener's maxconn ({SERVER_MAXCONN - 1}) must admit its servers' maxconn ({SERVER_MAXCONN})"
+            in message), message
+    assert f"HTTP entry point's ({http_share})" in message and f"global maxconn ({GLOBAL_MAXCONN})" in message
+    assert recap(result.stdout, stack.name)["changed"] == 0
+
+
+@pytest.mark.platform_independent
+def test_max_connections_changes_live_without_a_restart(stack):
+    pid = stack.main_pid(stack.mysql_unit)
+    with stack.reconfigured("--tags", "mysql", mysql_max_connections=40) as change:
+        assert changed_tasks(change.result.stdout) == [
+            "mysql : Set the connection limits for the next start", "mysql : Set the connection limits live"]
+        assert stack.root_sql("SELECT @@global.max_connections") == "40"
+    assert stack.root_sql("SELECT @@global.max_connections") == str(MAX_CONNECTIONS)
+    assert stack.main_pid(stack.mysql_unit) == pid
+
+
+# --- A run cut off after a change still gets it applied -------------------------------
+
+def app_pool_size(stack):
+    """The pool size the running app was started with (its main process's environment)."""
+    pid = stack.main_pid(f"flaskapp@{APP_PORTS[0]}")
+    environ = stack.host.check_output("tr '\\0' '\\n' < /proc/%s/environ", str(pid))
+    return int(re.search(r"^FLASKAPP_DB_POOL_SIZE=(\d+)$", environ, re.MULTILINE).group(1))
+
+
+# Per tier: the tag, a changed value, the task that writes it, its handler, and
+# what shows the value in effect.
+OWED = {
+    "flaskapp": ("flaskapp_db_pool_size", DEFAULTS["flaskapp"]["flaskapp_db_pool_size"] + 1,
+                 "flaskapp : Write the app's environment file", "flaskapp : Restart the app", app_pool_size),
+    "haproxy": ("haproxy_server_maxconn", SERVER_MAXCONN - 3, "haproxy : Write haproxy.cfg",
+                "haproxy : Reload HAProxy", lambda stack: int(stack.server()["slim"])),
+    "mysql": ("mysql_skip_name_resolve", not DEFAULTS["mysql"]["mysql_skip_name_resolve"],
+              "mysql : Set the listen address and port", "mysql : Restart MySQL",
+              lambda stack: bool(int(stack.root_sql("SELECT @@global.skip_name_resolve")))),
+}
+
+
+@pytest.mark.platform_independent
+@pytest.mark.parametrize("tier", OWED)
+def test_a_run_cut_off_after_a_change_leaves_the_next_run_to_apply_it(stack, tier):
+    variable, value, writer, handler, in_effect = OWED[tier]
+    before = in_effect(stack)
+    output, cut = stack.interrupted_rerun("--tags", tier, after_change_of=writer, **{variable: value})
+    try:
+        assert cut, f"{writer} reported no change:\n{output[-3000:]}"
+        # The premise: the change is on disk, not in effect (no handler ran).
+        assert in_effect(stack) == before, f"{handler} ran before the run was cut off"
+        rerun = assert_succeeded(stack.rerun("--tags", tier, **{variable: value}))
+        changed = changed_tasks(rerun.stdout)
+        assert writer not in changed, "the cut-off run had not written the change"
+        assert handler in changed, f"the change was never applied: {changed}"
+        assert in_effect(stack) == value
+    finally:
+        assert_succeeded(stack.rerun("--tags", tier))
+    assert in_effect(stack) == before

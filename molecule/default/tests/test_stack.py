@@ -1,11 +1,12 @@
 """The single-host stack, proven through its real parts: systemd, HAProxy,
 MySQL and HTTP through gunicorn."""
+import re
 import sys
 import threading
 import time
 
 import pytest
-from flaskstack_testlib import (APP_PORTS, DB_NAME, DB_USER, HAPROXY_CONFIG, LISTEN_NAME, MYSQL_PORT,
+from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, HAPROXY_CONFIG, LISTEN_NAME, MYSQL_PORT,
                                 PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATS_SOCKET, assert_succeeded,
                                 changed_tasks, failure_text, recap, timing_window, wait_for)
 
@@ -38,7 +39,8 @@ def test_haproxy_config_is_the_layer4_listener_of_the_original(host):
                  f"listen {LISTEN_NAME}", f"bind 127.0.0.1:{PROXY_PORT}", "mode tcp", "option srvtcpka",
                  "tcp-request connection reject unless { src 127.0.0.1 }",
                  "balance roundrobin", "timeout queue 60s",
-                 f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn {SERVER_MAXCONN} check inter 2s"):
+                 "option httpchk", "http-check send meth GET uri /", "http-check expect status 200",
+                 f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn {SERVER_MAXCONN} check port {CHECK_PORT} inter 2s"):
         assert line in config, line
 
 
@@ -114,6 +116,10 @@ def test_virtualenv_holds_the_pins_for_the_hosts_python(host):
 def test_check_mode_on_the_converged_host_reports_no_changes(stack):
     result = assert_succeeded(stack.rerun("--check", "--diff"))
     assert recap(result.stdout, stack.name)["changed"] == 0, failure_text(result)
+    # Every run prints the connection budget, MySQL's side and HAProxy's.
+    assert re.search(rf"Connection budget: {stack.name}: servers' maxconn {SERVER_MAXCONN} \({stack.name}\) "
+                     r"\+ health checks 1 \+ administration \d+ = \d+, fits max_connections \d+", result.stdout)
+    assert f"global maxconn 100 holds the MySQL listener's 100 (its servers' maxconn {SERVER_MAXCONN};" in result.stdout
 
 
 @pytest.mark.platform_independent

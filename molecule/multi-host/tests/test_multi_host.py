@@ -20,6 +20,10 @@ MULTI_HOST_HAPROXY = yaml.safe_load((PROJECT / "inventory/multi-host/group_vars/
 HTTP_NAME = DEFAULTS["haproxy"]["haproxy_http_name"]
 SERVED_BY = MULTI_HOST_HAPROXY["haproxy_http_served_by_header"]
 MYSQL_HOST_OF_APP_ACCOUNT = f"SELECT Host FROM mysql.user WHERE User = '{DB_USER}' ORDER BY Host"
+# The scenario's test-only values on top of that inventory (molecule/multi-host/group_vars).
+SCENARIO_VARS = PROJECT / "molecule/multi-host/group_vars"
+SCENARIO_MYSQL = yaml.safe_load((SCENARIO_VARS / "mysql.yml").read_text())
+SCENARIO_HAPROXY = yaml.safe_load((SCENARIO_VARS / "haproxy/tests.yml").read_text())
 
 
 def probe(stack, url, seconds, interval=0.05):
@@ -44,6 +48,13 @@ def connect_as_app(stack, db_host, port):
 
 def app_account_hosts(db):
     return db.root_sql(MYSQL_HOST_OF_APP_ACCOUNT).split()
+
+
+def names_of(stack, address):
+    """How a host shows a peer's address: the address itself and, since the
+    scenario's MySQL resolves client names, the names it resolves to."""
+    resolved = stack.host.run("getent hosts %s", address).stdout.split()[1:]
+    return {address, *resolved}
 
 
 # --- Each tier on its own hosts, listening where its clients are -----------------
@@ -78,7 +89,7 @@ def test_services_listen_on_the_stack_network_only(stacks, address):
 def test_mysql_runs_with_the_roles_settings_not_the_packages_loopback(stacks, address):
     # The package's own option file says bind-address = 127.0.0.1; the role's drop-in is read after it.
     assert stacks["db1"].root_sql("SELECT @@bind_address, @@port, @@skip_name_resolve").split() == \
-        [address["db1"], str(MYSQL_PORT), "1"]
+        [address["db1"], str(MYSQL_PORT), str(int(SCENARIO_MYSQL["mysql_skip_name_resolve"]))]
 
 
 def test_status_command_shows_each_hosts_part(stacks, address):
@@ -121,11 +132,12 @@ def test_mysql_sees_connections_from_lb1_not_from_the_app(stacks, address):
         assert wait_for(sleep_query_seen, timeout=3, interval=0.2) is not None, "no SELECT SLEEP seen on db1"
     finally:
         sleeper.join()
-    assert seen == {address["lb1"]}, f"app1 is {address['app1']}, lb1 is {address['lb1']}"
+    lb1 = names_of(db, address["lb1"])
+    assert seen and seen <= lb1, f"app1 is {address['app1']}, lb1 is {lb1}"
     # Every connection of the app's account, pooled ones included, comes from lb1.
     peers = db.root_sql("SELECT DISTINCT SUBSTRING_INDEX(HOST, ':', 1) FROM information_schema.PROCESSLIST "
                         f"WHERE USER = '{DB_USER}'").split()
-    assert peers == [address["lb1"]]
+    assert peers and set(peers) <= lb1, peers
 
 
 def test_app_account_exists_only_for_lb1(stacks, address):
@@ -139,7 +151,7 @@ def test_mysql_refuses_the_app_account_straight_from_an_app_host(stacks, address
     answer = connect_as_app(stacks[name], address["db1"], MYSQL_PORT)
     # 1130: the host is not allowed to connect, refused before any password check.
     assert answer.startswith("1130 "), answer
-    assert address[name] in answer
+    assert any(shown in answer for shown in names_of(stacks["db1"], address[name])), answer
 
 
 def first_bytes_from(stack, address, port):
@@ -284,3 +296,42 @@ def test_haproxy_tuning_settings_apply_by_rerun(stacks, address):
     config = lb.host.file(HAPROXY_CONFIG).content_string
     for setting in ("nbthread", "cpu-map", "tcp-smart-connect", "tune.bufsize"):
         assert setting not in config
+
+
+# --- Health checks and the connection budget across hosts ---------------------------
+
+def test_the_http_entry_point_and_the_mysql_listener_share_the_global_limit(stacks):
+    lb = stacks["lb1"]
+    defaults = DEFAULTS["haproxy"]
+    http_share = defaults["haproxy_http_maxconn"]
+    stats = lb.stats()
+    assert int(stats[(HTTP_NAME, "FRONTEND")]["slim"]) == http_share
+    assert int(stats[(LISTEN_NAME, "FRONTEND")]["slim"]) == defaults["haproxy_global_maxconn"] - http_share
+    assert int(stats[(LISTEN_NAME, "FRONTEND")]["slim"]) >= SERVER_MAXCONN
+
+
+def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, observe):
+    """db1 resolves client names and blocks a host after a few failed handshakes
+    (molecule/multi-host/group_vars/mysql.yml); lb1 checks it every 100 ms for
+    the whole scenario. A check that touched MySQL's port would have had lb1
+    blocked within a second (error 1129 on lb1's next new connection)."""
+    db, lb = stacks["db1"], stacks["lb1"]
+    assert db.root_sql("SELECT @@skip_name_resolve, @@max_connect_errors").split() == \
+        ["0", str(SCENARIO_MYSQL["mysql_max_connect_errors"])]
+    interval = SCENARIO_HAPROXY["haproxy_server_check_interval"]
+    # An hour of checks at the default 2 s interval, at least.
+    wanted = 1800
+    assert wait_for(lambda: lb.login_check(address["db1"])[1] >= wanted, 300, interval=10) is not None, \
+        f"fewer than {wanted} checks of db1 in 5 minutes at {interval}"
+    aborted = db.mysql_status("Aborted_connects")
+    _, before = lb.login_check(address["db1"])
+    time.sleep(3)
+    _, checks = lb.login_check(address["db1"])
+    assert checks - before > 10, "lb1's checks of db1 stopped"
+    assert db.mysql_status("Aborted_connects") == aborted, "a check counted as an aborted connect"
+    # A new connection from lb1 to db1 (the app's pool keeps its own open).
+    answer = connect_as_app(stacks["app1"], address["lb1"], PROXY_PORT)
+    observe(f"[multi-host] {checks} checks of db1 from lb1 at {interval} (about {checks * 2 / 3600:.1f} h at 2 s), "
+            f"max_connect_errors {SCENARIO_MYSQL['mysql_max_connect_errors']}: a new login through lb1: {answer}")
+    assert answer == "connected"
+    assert lb.server("mysql1")["check_status"].lstrip("* ") == "L7OK"

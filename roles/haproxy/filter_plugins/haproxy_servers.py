@@ -1,14 +1,20 @@
 """Server lines for haproxy.cfg, built from the peers playbooks/filter_plugins/flaskstack.py finds."""
 
 
-def haproxy_mysql_servers(databases, limits=None):
+def haproxy_mysql_servers(databases, limits=None, check_ports=None):
     """One server per database host, mysql1, mysql2... in the group's order, at
-    the host's MySQL port, with the host's own limits from haproxy_server_limits
-    (keyed by inventory name) where set; the others take the listener's defaults."""
+    the host's MySQL port, checked at its health-check port (check_ports: the
+    same peers with that port), with the host's own limits from
+    haproxy_server_limits (keyed by inventory name) where set; the others take
+    the listener's defaults."""
     limits = limits or {}
+    check_port = {peer["name"]: int(peer["port"]) for peer in check_ports or []}
     servers = []
     for index, database in enumerate(databases, start=1):
-        server = {"name": f"mysql{index}", "address": database["address"], "port": int(database["port"])}
+        server = {"name": f"mysql{index}", "host": database["name"], "address": database["address"],
+                  "port": int(database["port"])}
+        if database["name"] in check_port:
+            server["check_port"] = check_port[database["name"]]
         server.update({key: int(value) for key, value in (limits.get(database["name"]) or {}).items()
                        if key in ("maxconn", "maxqueue")})
         servers.append(server)
@@ -21,6 +27,19 @@ def haproxy_app_servers(apps):
             for app in apps for port in app["port"]]
 
 
+def haproxy_listener_budget(servers, server_maxconn, global_maxconn, listen_maxconn, http_enabled, http_maxconn):
+    """How this proxy shares its global maxconn: the MySQL listener gets its own
+    maxconn (haproxy_listen_maxconn, else what the HTTP entry point leaves of the
+    global limit) and must admit every server's maxconn; the HTTP entry point
+    its own, so HTTP clients cannot take the MySQL listener's share."""
+    http = int(http_maxconn) if http_enabled else 0
+    listener = int(listen_maxconn) or int(global_maxconn) - http
+    servers_total = sum(int(server.get("maxconn", server_maxconn)) for server in servers)
+    return {"servers": servers_total, "mysql_listener": listener, "http": http, "global": int(global_maxconn),
+            "fits": servers_total <= listener and listener + http <= int(global_maxconn)}
+
+
 class FilterModule:
     def filters(self):
-        return {"haproxy_mysql_servers": haproxy_mysql_servers, "haproxy_app_servers": haproxy_app_servers}
+        return {"haproxy_mysql_servers": haproxy_mysql_servers, "haproxy_app_servers": haproxy_app_servers,
+                "haproxy_listener_budget": haproxy_listener_budget}

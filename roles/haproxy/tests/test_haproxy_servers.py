@@ -3,20 +3,22 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "filter_plugins"))
-from haproxy_servers import haproxy_app_servers, haproxy_mysql_servers  # noqa: E402
+from haproxy_servers import haproxy_app_servers, haproxy_listener_budget, haproxy_mysql_servers  # noqa: E402
 
 
 def test_mysql_servers_are_numbered_in_group_order_with_their_own_limits():
     databases = [{"name": "db1", "address": "10.0.0.1", "port": 3306, "local": False},
                  {"name": "db2", "address": "10.0.0.5", "port": "3307", "local": False}]
-    assert haproxy_mysql_servers(databases, {"db2": {"maxconn": "5", "maxqueue": 20}}) == [
-        {"name": "mysql1", "address": "10.0.0.1", "port": 3306},
-        {"name": "mysql2", "address": "10.0.0.5", "port": 3307, "maxconn": 5, "maxqueue": 20}]
+    check_ports = [{"name": "db1", "port": 9200}, {"name": "db2", "port": "9201"}]
+    assert haproxy_mysql_servers(databases, {"db2": {"maxconn": "5", "maxqueue": 20}}, check_ports) == [
+        {"name": "mysql1", "host": "db1", "address": "10.0.0.1", "port": 3306, "check_port": 9200},
+        {"name": "mysql2", "host": "db2", "address": "10.0.0.5", "port": 3307, "check_port": 9201,
+         "maxconn": 5, "maxqueue": 20}]
 
 
 def test_a_local_database_is_one_loopback_server():
     assert haproxy_mysql_servers([{"name": "stack1", "address": "127.0.0.1", "port": 3306, "local": True}], {}) == [
-        {"name": "mysql1", "address": "127.0.0.1", "port": 3306}]
+        {"name": "mysql1", "host": "stack1", "address": "127.0.0.1", "port": 3306}]
 
 
 def test_app_servers_are_one_per_port_of_each_host():
@@ -26,3 +28,24 @@ def test_app_servers_are_one_per_port_of_each_host():
         {"name": "app1-8000", "address": "10.0.0.3", "port": 8000},
         {"name": "app1-8001", "address": "10.0.0.3", "port": 8001},
         {"name": "app2-9000", "address": "10.0.0.4", "port": 9000}]
+
+
+TWO_SERVERS = [{"name": "mysql1"}, {"name": "mysql2", "maxconn": 30}]
+
+
+def test_without_the_http_entry_point_the_mysql_listener_has_the_global_limit():
+    assert haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, False, 50) == {
+        "servers": 40, "mysql_listener": 100, "http": 0, "global": 100, "fits": True}
+
+
+def test_the_http_entry_point_takes_its_own_share_and_leaves_the_rest_to_mysql():
+    budget = haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, True, 50)
+    assert (budget["mysql_listener"], budget["http"], budget["fits"]) == (50, 50, True)
+    # HTTP's share leaves the MySQL listener less than its servers may use.
+    assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, True, 70)["fits"]
+
+
+def test_an_explicit_listener_limit_must_admit_the_servers_and_fit_the_global_one():
+    assert haproxy_listener_budget(TWO_SERVERS, 10, 100, 40, True, 60)["fits"]
+    assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 39, False, 0)["fits"]
+    assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 50, True, 60)["fits"]
