@@ -244,3 +244,49 @@ def test_stats_page_serves_on_loopback_when_enabled(live_reconfigure):
     assert page.endswith("\n200")
     assert f"{LISTEN_NAME},mysql1," in page
     assert live_reconfigure.get("stats_page_gone"), "still served once the old worker was gone after the next rerun"
+
+
+WAITING_ON_TODOS = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                    f"WHERE USER = '{DB_USER}' AND INFO LIKE 'SELECT%todos%' AND STATE LIKE '%lock%'")
+
+
+@pytest.mark.platform_independent
+def test_a_read_cut_off_by_the_reload_bound_is_retried_and_served(stack, observe):
+    """A /todos read still running on an old worker's connection when the bound
+    stops it: the app retries it once through the new worker and the client
+    gets its rows. The read is held by a lock root keeps on the todos table
+    until the old worker is gone, then lets go."""
+    port = APP_PORTS[0]
+    bound = hard_stop_seconds(stack.host.file(HAPROXY_CONFIG).content_string)
+    assert stack.http("/todos", port).status == 200  # the worker's pooled connection is open
+    since = stack.host.check_output("date %s", "+%Y-%m-%d %H:%M:%S")
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(response=stack.http("/todos", port)))
+    with timing_window(), stack.table_locked(f"{DB_NAME}.todos") as release:
+        reader.start()
+        try:
+            assert wait_for(lambda: stack.root_sql(WAITING_ON_TODOS) == "1", 10, interval=0.2) is not None, \
+                "the app's read never waited on the lock"
+            stack.host.check_output("systemctl reload haproxy")
+            reloaded = time.monotonic()
+            # Workers counted as the master's children (flaskstack-status would wait on the locked /todos).
+            master = str(stack.main_pid("haproxy"))
+            workers = lambda: len(stack.host.check_output("ps --ppid %s -o pid=", master).split())  # noqa: E731
+            assert wait_for(lambda: workers() == 2, 10, interval=0.2) is not None, "no old worker after the reload"
+            gone_after = wait_for(lambda: workers() == 1, bound + 30, interval=0.5)
+            gone_after = gone_after and time.monotonic() - reloaded
+            # The read was cut with the old worker; its retry waits on the lock again, on a new connection.
+            retried = wait_for(lambda: int(stack.root_sql(WAITING_ON_TODOS)) >= 1, 10, interval=0.2)
+        finally:
+            release()
+            reader.join(60)
+    response = result.get("response")
+    log = stack.host.check_output("journalctl -u flaskapp@%s --since %s --no-pager -o cat", str(port), since)
+    retry_lines = [line for line in log.splitlines() if "connection lost during a read" in line]
+    observe(f"[{stack.name}] a /todos read held past the reload bound ({bound}s): old worker gone after "
+            f"{gone_after and round(gone_after, 1)}s, client got {response and response.status}; app log: "
+            f"{retry_lines[-1].strip() if retry_lines else 'no retry'}")
+    assert gone_after is not None, "the old worker outlived its bound"
+    assert retried is not None
+    assert response is not None and response.status == 200, response and response.body
+    assert retry_lines and "retrying once" in retry_lines[-1]

@@ -302,7 +302,7 @@ def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(stack, observe):
 
 def check_interval_seconds(stack):
     """The server's check interval, from the deployed haproxy.cfg."""
-    match = re.search(r" check port \d+ inter (\d+)(ms|s)\b", stack.host.file(HAPROXY_CONFIG).content_string)
+    match = re.search(r" check (?:port \d+ )?inter (\d+)(ms|s)\b", stack.host.file(HAPROXY_CONFIG).content_string)
     assert match, "no checked server in haproxy.cfg"
     return int(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
 
