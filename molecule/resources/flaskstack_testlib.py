@@ -336,17 +336,17 @@ class Stack:
         return int(match.group(1)), int(match.group(2))
 
     @contextlib.contextmanager
-    def steady_reads(self, max_seconds=600):
-        """GET /todos over the app's ports, about 20 a second, from the host
+    def steady_reads(self, max_seconds=600, address="127.0.0.1"):
+        """GET /todos over the app's ports at address, about 20 a second, from the host
         (steady_reads.py, in the background) while the block runs. Yields a
         dict that holds, once the block is over, the script's result:
         {"requests": n, "seconds": s, "failures": [...]}."""
         base = f"/tmp/flaskstack-steady-reads-{os.getpid()}"
         self.host.check_output("rm -f %s.stop %s.json", base, base)
         self.host.check_output(
-            "nohup python3 -c %s %s %s %s %s >/dev/null 2>&1 &",
+            "nohup python3 -c %s %s %s %s %s %s >/dev/null 2>&1 &",
             (RESOURCES / "steady_reads.py").read_text(),
-            ",".join(map(str, APP_PORTS)), f"{base}.stop", f"{base}.json", str(max_seconds))
+            ",".join(map(str, APP_PORTS)), f"{base}.stop", f"{base}.json", str(max_seconds), address)
         result = {}
         try:
             yield result
@@ -398,7 +398,9 @@ class Stack:
         out one connection, whose PyMySQL connection says whether it negotiates
         TLS when the server offers it."""
         version, tls = self.host.check_output(
-            "set -a; . %s; cd /opt/flaskapp/app; /opt/flaskapp/venv/bin/python -c %s", APP_ENV_FILE,
+            # No __pycache__ left in the app's directory: it would date the app's inputs after its start.
+            "set -a; . %s; cd /opt/flaskapp/app; PYTHONDONTWRITEBYTECODE=1 /opt/flaskapp/venv/bin/python -c %s",
+            APP_ENV_FILE,
             "import app, pymysql; c = app.engine.raw_connection(); "
             "print(pymysql.VERSION_STRING, c.driver_connection.ssl); c.close()").split()
         return tuple(int(part) for part in version.split(".")[:2]), tls == "True"

@@ -93,11 +93,13 @@ def main_pid(unit):
 
 
 def newest_mtime(path):
-    """Latest mtime of a file, or of a directory and every directory below it."""
+    """Latest mtime of a file, or of a directory and every directory below it
+    (but Python's bytecode caches, which are not inputs)."""
     if not os.path.isdir(path):
         return os.stat(path).st_mtime
     newest = os.stat(path).st_mtime
     for root, dirs, _ in os.walk(path):
+        dirs[:] = [name for name in dirs if name != "__pycache__"]
         for name in dirs:
             try:
                 newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)

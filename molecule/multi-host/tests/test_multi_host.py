@@ -42,7 +42,7 @@ def connect_as_app(stack, db_host, port):
               "    print('connected')\n"
               "except pymysql.err.OperationalError as error:\n"
               "    print(error.args[0], error.args[1])\n")
-    return stack.host.check_output("set -a; . %s; /opt/flaskapp/venv/bin/python -c %s %s %s",
+    return stack.host.check_output("set -a; . %s; PYTHONDONTWRITEBYTECODE=1 /opt/flaskapp/venv/bin/python -c %s %s %s",
                                    APP_ENV_FILE, script, db_host, str(port))
 
 
@@ -94,6 +94,7 @@ def test_mysql_runs_with_the_roles_settings_not_the_packages_loopback(stacks, ad
 
 def test_status_command_shows_each_hosts_part(stacks, address):
     assert "haproxy.service: active (running)" in stacks["lb1"].host.check_output(STATUS_COMMAND)
+    assert "flaskstack-mysql-check.service: active (running)" in stacks["db1"].host.check_output(STATUS_COMMAND)
     report = stacks["app1"].host.check_output(STATUS_COMMAND)
     for port in APP_PORTS:
         assert f"GET http://{address['app1']}:{port}/todos -> 200" in report
@@ -296,6 +297,74 @@ def test_haproxy_tuning_settings_apply_by_rerun(stacks, address):
     config = lb.host.file(HAPROXY_CONFIG).content_string
     for setting in ("nbthread", "cpu-map", "tcp-smart-connect", "tune.bufsize"):
         assert setting not in config
+
+
+# --- A lowered limit holds for every app host's connections ----------------------
+
+def app_connections_on(db):
+    """(all, running SELECT SLEEP) connections of the app account MySQL sees."""
+    rows = db.root_sql("SELECT COUNT(*), COALESCE(SUM(INFO LIKE 'SELECT SLEEP%'), 0) "
+                       f"FROM information_schema.PROCESSLIST WHERE USER = '{DB_USER}'").split()
+    return int(rows[0]), int(rows[1])
+
+
+def test_a_lowered_limit_holds_for_every_app_hosts_connections(stacks, address, observe):
+    """lb1's server maxconn lowered by rerun under steady reads from both app
+    hosts: once the old worker is gone (hard-stop-after), a burst of /sleep/2
+    over all four instances never puts more than the new limit in MySQL, and
+    no request fails, then or when the limit is raised again. The limit leaves
+    room above the four instances' idle pooled connections (one each), which
+    hold server slots: below that an instance would wait for a slot forever."""
+    lb, db = stacks["lb1"], stacks["db1"]
+    instances = [(name, port) for name in APP_HOSTS for port in APP_PORTS]
+    lowered = len(instances) * DEFAULTS["flaskapp"]["flaskapp_db_pool_size"] + 2
+    bound = int(SCENARIO_HAPROXY["haproxy_hard_stop_after"].rstrip("s"))
+    for name, port in instances:
+        assert stacks[name].http("/todos", port, address=address[name]).status == 200
+    seen, statuses = {"all": 0, "sleeping": 0}, []
+
+    def sample(stop):
+        while not stop.is_set():
+            connections, sleeping = app_connections_on(db)
+            seen["all"], seen["sleeping"] = max(seen["all"], connections), max(seen["sleeping"], sleeping)
+            time.sleep(0.1)
+
+    def sleep_request(name, port):
+        statuses.append(stacks[name].http("/sleep/2", port, address=address[name]).status)
+
+    with stacks["app1"].steady_reads(address=address["app1"]) as reads1, \
+            stacks["app2"].steady_reads(address=address["app2"]) as reads2:
+        with lb.reconfigured("--tags", "haproxy", haproxy_server_maxconn=lowered):
+            rerun_end = time.monotonic()
+            drained = wait_for(lambda: lb.haproxy_workers()[1] == 0, bound + 30, interval=1)
+            drained = drained and time.monotonic() - rerun_end
+            lb.haproxy("clear counters")
+            stop = threading.Event()
+            sampler = threading.Thread(target=sample, args=(stop,))
+            sampler.start()
+            burst = [threading.Thread(target=sleep_request, args=instances[i % len(instances)])
+                     for i in range(3 * lowered)]
+            for request in burst:
+                request.start()
+            for request in burst:
+                request.join()
+            stop.set()
+            sampler.join()
+            server = lb.server("mysql1")
+            # Without persistence, connections wait in the backend's queue, not the server's.
+            queued = int(lb.stats()[(LISTEN_NAME, "BACKEND")]["qmax"])
+    observe(f"[multi-host] lb1 server maxconn lowered to {lowered} under steady reads from app1 and app2: "
+            f"old worker gone {drained and round(drained, 1)}s after the rerun; {3 * lowered} x /sleep/2 over "
+            f"{len(instances)} instances -> at most {seen['sleeping']} SELECT SLEEP and {seen['all']} app "
+            f"connections in MySQL, HAProxy smax {server['smax']} (slim {server['slim']}), queued at most {queued}; "
+            f"reads: {reads1['requests']} + {reads2['requests']}, failed {reads1['failures'] + reads2['failures']}")
+    assert drained is not None, f"the old worker outlived its bound ({bound}s)"
+    assert statuses == [200] * (3 * lowered)
+    assert seen["all"] <= lowered and seen["sleeping"] <= lowered
+    assert (int(server["slim"]), int(server["smax"])) == (lowered, lowered)
+    assert queued > 0
+    assert reads1["failures"] == [] and reads2["failures"] == []
+    assert reads1["requests"] > 100 and reads2["requests"] > 100
 
 
 # --- Health checks and the connection budget across hosts ---------------------------
