@@ -38,8 +38,9 @@ def pytest_configure(config):
         "flavour (what the logs show, data and grants): runs on one host of the scenario (each "
         "scenario is one flavour), which keeps `make test` in its time budget")
     config.addinivalue_line(
-        "markers", "host_independent: decided on the controller or by a role's file handling, whatever "
-        "the platform and the MySQL flavour (input checks, the platform check, a restored app file): "
+        "markers", "host_independent: decided on the controller, by a role's file handling or by the app's "
+        "own code, whatever the platform and the MySQL flavour (input checks, the platform check, a "
+        "restored app file, the app's read retry): "
         "runs on one host of the default scenario (the others deselect it with -m)")
 
 

@@ -250,7 +250,8 @@ WAITING_ON_TODOS = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
                     f"WHERE USER = '{DB_USER}' AND INFO LIKE 'SELECT%todos%' AND STATE LIKE '%lock%'")
 
 
-@pytest.mark.platform_independent
+# The app's own code (its retry) and HAProxy's: the same whatever MySQL flavour.
+@pytest.mark.host_independent
 def test_a_read_cut_off_by_the_reload_bound_is_retried_and_served(stack, observe):
     """A /todos read still running on an old worker's connection when the bound
     stops it: the app retries it once through the new worker and the client
@@ -262,7 +263,8 @@ def test_a_read_cut_off_by_the_reload_bound_is_retried_and_served(stack, observe
     since = stack.host.check_output("date %s", "+%Y-%m-%d %H:%M:%S")
     result = {}
     reader = threading.Thread(target=lambda: result.update(response=stack.http("/todos", port)))
-    with timing_window(), stack.table_locked(f"{DB_NAME}.todos") as release:
+    # No timing window: the bound has 30 s of slack, and nothing else on this host runs meanwhile.
+    with stack.table_locked(f"{DB_NAME}.todos") as release:
         reader.start()
         try:
             assert wait_for(lambda: stack.root_sql(WAITING_ON_TODOS) == "1", 10, interval=0.2) is not None, \

@@ -10,8 +10,8 @@ import time
 import pytest
 import yaml
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME,
-                                MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATUS_COMMAND, changed_tasks,
-                                run_script, wait_for)
+                                MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATUS_COMMAND,
+                                changed_tasks, failure_message, recap, run_script, wait_for)
 
 PROBE_SCRIPT = pathlib.Path(__file__).parent / "http_probe.py"
 APP_HOSTS = ("app1", "app2")
@@ -377,6 +377,26 @@ def test_the_http_entry_point_and_the_mysql_listener_share_the_global_limit(stac
     assert int(stats[(HTTP_NAME, "FRONTEND")]["slim"]) == http_share
     assert int(stats[(LISTEN_NAME, "FRONTEND")]["slim"]) == defaults["haproxy_global_maxconn"] - http_share
     assert int(stats[(LISTEN_NAME, "FRONTEND")]["slim"]) >= SERVER_MAXCONN
+
+
+def test_the_budget_counts_every_proxy_host_even_those_the_run_leaves_out(stacks, tmp_path):
+    """A second proxy host (in the inventory, not in this run: --limit lb1) whose
+    servers may take most of db1's max_connections: the run on lb1 stops before
+    any change, naming both proxies' shares."""
+    lb = stacks["lb1"]
+    max_connections = DEFAULTS["mysql"]["mysql_max_connections"]
+    admin = DEFAULTS["mysql"]["mysql_admin_connections"]
+    lb2_maxconn = max_connections - SERVER_MAXCONN - admin - 1  # one over, with two health checks
+    extra = tmp_path / "lb2.yml"
+    extra.write_text(json.dumps({"haproxy": {"hosts": {"lb2": {
+        "flaskstack_address": "192.0.2.10", "haproxy_server_maxconn": lb2_maxconn}}}}))
+    result = lb.rerun("--tags", "haproxy", extra_inventories=[extra])
+    assert result.returncode != 0
+    total = SERVER_MAXCONN + lb2_maxconn + 2 + admin
+    expected = (f"db1: servers' maxconn {SERVER_MAXCONN} (lb1) + {lb2_maxconn} (lb2) + health checks 2 + "
+                f"administration {admin} = {total}, EXCEEDS max_connections {max_connections}")
+    assert expected in failure_message(result), failure_message(result)
+    assert recap(result.stdout, "lb1")["changed"] == 0
 
 
 def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, observe):
