@@ -332,21 +332,25 @@ def test_a_mysql_that_accepts_no_logins_is_marked_down_then_up_again(stack, obse
 
 
 def test_health_checks_never_touch_mysqls_port(stack, observe):
-    """A check that connected to MySQL's port would count as an aborted connect
-    each time (and, with name resolution on, as a connection error against the
-    proxy's host, which max_connect_errors blocks): the multi-host scenario runs
-    a compressed version of hours of checks with a small max_connect_errors."""
+    """The checks log in over the socket and send no SQL. A check that
+    connected to MySQL's port would count as an aborted connect each time (and,
+    with name resolution on, as a connection error against the proxy's host,
+    which max_connect_errors blocks): the multi-host scenario and the Oracle
+    MySQL one run a compressed version of hours of checks with a small
+    max_connect_errors."""
     interval = check_interval_seconds(stack)
-    aborted_before = stack.mysql_status("Aborted_connects")
+    aborted_before, set_before = stack.mysql_status("Aborted_connects"), stack.mysql_status("Com_set_option")
     _, answered_before = stack.login_check()
     time.sleep(4 * interval + 1)
     _, answered_after = stack.login_check()
-    aborted_after = stack.mysql_status("Aborted_connects")
+    aborted_after, set_after = stack.mysql_status("Aborted_connects"), stack.mysql_status("Com_set_option")
     checks = answered_after - answered_before - 1  # not our own first request
     observe(f"[{stack.name}] {checks} health checks in {4 * interval + 1:.0f}s: Aborted_connects "
-            f"{aborted_before} -> {aborted_after}")
+            f"{aborted_before} -> {aborted_after}, Com_set_option {set_before} -> {set_after}")
     assert checks >= 3, f"HAProxy asked the login check {checks} times in {4 * interval + 1}s"
     assert aborted_after == aborted_before
+    # A login and nothing more: not even the SET NAMES a driver sends after it.
+    assert set_after == set_before, "the check sends SQL after its login"
     assert stack.server()["check_status"] == "L7OK"
 
 

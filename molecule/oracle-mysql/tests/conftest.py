@@ -1,5 +1,6 @@
-"""Fixtures for the reboot test: the single-host suite's `stack` (this scenario
-runs molecule/default/tests, whose conftest does not reach this directory)."""
+"""Fixtures for this scenario's own tests (the host cache, the reboot): the
+single-host suite's `stack` (this scenario runs molecule/default/tests, whose
+conftest does not reach this directory)."""
 import pathlib
 import sys
 
@@ -16,7 +17,8 @@ def stack(host):
 
 
 def pytest_collection_modifyitems(items):
-    """The reboot after the whole single-host suite, whatever order the files
-    were passed in (a stable sort: the suite keeps its own order)."""
+    """This directory's tests after the whole single-host suite, and the reboot
+    last, whatever order the files were passed in (a stable sort: the suite
+    keeps its own order)."""
     here = pathlib.Path(__file__).resolve().parent
-    items.sort(key=lambda item: item.path.parent == here)
+    items.sort(key=lambda item: (item.path.parent == here, item.path.name == "test_reboot.py"))
