@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Run molecule scenarios side by side (each has its own containers and network),
-# each line prefixed with its scenario's name; fail if any of them failed.
+# each line prefixed with its scenario's name; fail if any of them failed, and
+# then repeat the failed tests' summary lines last, where a CI log's tail shows them.
 # Usage: run-scenarios.sh SCENARIO...
 set -uo pipefail
 
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 pids=()
 for scenario in "$@"; do
-  ( molecule test -s "$scenario" 2>&1 | sed -u "s/^/[$scenario] /"; exit "${PIPESTATUS[0]}" ) &
+  ( molecule test -s "$scenario" 2>&1 | sed -u "s/^/[$scenario] /" | tee "$logs/$scenario"; exit "${PIPESTATUS[0]}" ) &
   pids+=($!)
 done
 
@@ -18,6 +21,10 @@ done
 bash "$(dirname "$0")/cgroup2-cleanup.sh" || true
 
 if [ ${#failed[@]} -gt 0 ]; then
+  for scenario in "${failed[@]}"; do
+    # pytest's short summary: one line per failed test, with its first error line.
+    grep -E "^\[$scenario\] (FAILED|ERROR) " "$logs/$scenario" | cut -c1-400 | tail -n 30 >&2
+  done
   echo "scenarios failed: ${failed[*]}" >&2
   exit 1
 fi
