@@ -187,12 +187,38 @@ def test_password_is_not_on_any_command_line(stack):
 # --- Least privilege and exposure --------------------------------------------------
 
 def test_app_account_has_exactly_the_configured_grants(stack):
-    for account in (f"'{DB_USER}'@'localhost'", f"'{DB_USER}'@'127.0.0.1'"):
-        grants = [line.split(" TO ")[0] for line in stack.root_sql(f"SHOW GRANTS FOR {account}").splitlines()]
-        assert grants == ["GRANT USAGE ON *.*", f"GRANT SELECT ON `{DB_NAME}`.*"], (account, grants)
-    # No account for any host but HAProxy's.
+    grants = [line.split(" TO ")[0] for line in stack.root_sql(f"SHOW GRANTS FOR '{DB_USER}'@'127.0.0.1'").splitlines()]
+    assert grants == ["GRANT USAGE ON *.*", f"GRANT SELECT ON `{DB_NAME}`.*"], grants
+    # No account for any host but HAProxy's: none for localhost, the unix socket.
     assert stack.root_sql(f"SELECT Host FROM mysql.user WHERE User = '{DB_USER}' ORDER BY Host").split() == \
-        ["127.0.0.1", "localhost"]
+        ["127.0.0.1"]
+
+
+def test_the_app_account_cannot_go_around_haproxy_through_the_socket(stack):
+    over_socket = stack.host.run("set -a; . %s; MYSQL_PWD=\"$FLASKAPP_DB_PASSWORD\" "
+                                 "mysql --batch -u \"$FLASKAPP_DB_USER\" -e 'SELECT 1'", APP_ENV_FILE)
+    assert over_socket.rc != 0 and "Access denied" in over_socket.stderr, (over_socket.rc, over_socket.stderr)
+    assert stack.app_sql("SELECT 1").strip() == "1"
+
+
+def test_load_data_local_is_off(stack):
+    # MariaDB's own default is on: a client could have the server read its files.
+    assert stack.root_sql("SELECT @@GLOBAL.local_infile") == "0"
+
+
+@pytest.mark.platform_independent
+def test_a_rerun_drops_anonymous_accounts_and_remote_root(stack):
+    # Locked and without a password: nobody can use them in the meantime.
+    accounts = ["''@'localhost'", "''@'%'", "'root'@'%'"]
+    stack.root_sql("; ".join(f"CREATE USER IF NOT EXISTS {account} ACCOUNT LOCK" for account in accounts))
+    try:
+        result = assert_succeeded(stack.rerun("--tags", "mysql"))
+        assert changed_tasks(result.stdout) == ["mysql : Drop the anonymous accounts",
+                                                "mysql : Drop root's accounts for other hosts"], failure_text(result)
+        assert stack.root_sql("SELECT CONCAT(User, '@', Host) FROM mysql.user WHERE User = '' OR "
+                              "(User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1'))") == ""
+    finally:
+        stack.root_sql(f"DROP USER IF EXISTS {', '.join(accounts)}")
 
 
 @pytest.mark.platform_independent
@@ -412,7 +438,7 @@ def test_max_connections_changes_live_without_a_restart(stack):
     # The limits' own tag: the rest of the role is left alone.
     with stack.reconfigured("--tags", "mysql_limits", mysql_max_connections=40) as change:
         assert changed_tasks(change.result.stdout) == [
-            "mysql : Set the connection limits for the next start", "mysql : Set the connection limits live"]
+            "mysql : Keep the live settings for the next start", "mysql : Apply the live settings to the running server"]
         assert stack.root_sql("SELECT @@global.max_connections") == "40"
         # And kept for the next start, in the role's own option file.
         assert stack.host.run("grep -rlx 'max_connections = 40' /etc/mysql").stdout.strip().endswith(
