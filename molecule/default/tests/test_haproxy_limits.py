@@ -3,6 +3,7 @@ rerunning the playbook on a live host: proven under real concurrency, through
 gunicorn, HAProxy and MySQL, with HAProxy's own counters."""
 import contextlib
 import math
+import os
 import pathlib
 import re
 import threading
@@ -15,6 +16,9 @@ from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULT
 
 LOAD_SCRIPT = pathlib.Path(__file__).parent / "concurrent_sleeps.py"
 STATS_PAGE_PORT = DEFAULTS["haproxy"]["haproxy_stats_page_port"]
+STATS_PAGE_USER = DEFAULTS["haproxy"]["haproxy_stats_page_user"]
+# A throwaway password for the page the test turns on (the restoring rerun turns it off).
+STATS_PAGE_TEST_PASSWORD = "stats-" + os.urandom(8).hex()
 SLEEP_SECONDS = 2
 # The app account's queries of the todos table, waiting for a table lock.
 # A table of the tests' own in the app's database (the account may read it),
@@ -120,7 +124,7 @@ def live_reconfigure(stack):
                                                            interval=0.2)
                 change = lowered.enter_context(stack.reconfigured(
                     "--tags", "haproxy", expect_success=False, haproxy_server_maxconn=LOWERED_MAXCONN,
-                    haproxy_stats_page_enabled="true"))
+                    haproxy_stats_page_enabled="true", haproxy_stats_page_password=STATS_PAGE_TEST_PASSWORD))
                 record["rerun_end"] = time.monotonic()
                 record["waiting_after_rerun"] = stack.root_sql(WAITING_ON_PROBE)
                 # The session holds the old worker: flaskstack-status shows it draining.
@@ -135,8 +139,14 @@ def live_reconfigure(stack):
             # The measured window outside the shared lock, so that it is exclusive.
             record["observed"] = measure_concurrent_sleeps(stack, LOWERED_REQUESTS)
             record["stats_page_addresses"] = stack.listening_addresses(STATS_PAGE_PORT)
-            record["stats_page"] = stack.host.check_output("curl -sS -w '\\n%%{http_code}' %s",
-                                                           f"http://127.0.0.1:{STATS_PAGE_PORT}/;csv")
+            page = f"http://127.0.0.1:{STATS_PAGE_PORT}/"
+            record["stats_page_anonymous"] = stack.host.check_output("curl -s -o /dev/null -w '%%{http_code}' %s",
+                                                                     page + ";csv")
+            credentials = f"{STATS_PAGE_USER}:{STATS_PAGE_TEST_PASSWORD}"
+            record["stats_page"] = stack.host.check_output("curl -sS -u %s -w '\\n%%{http_code}' %s", credentials,
+                                                           page + ";csv")
+            record["stats_page_html"] = stack.host.check_output("curl -sS -u %s %s", credentials, page)
+            record["haproxy_version"] = stack.host.check_output("haproxy -v").split()[2]
         # Raising it again: the rerun with the inventory's values, under traffic.
         with stack.steady_reads() as record["traffic_raising"]:
             lowered.close()
@@ -240,9 +250,17 @@ def test_stats_socket_shows_connections_and_queue(stack):
 def test_stats_page_serves_on_loopback_when_enabled(live_reconfigure):
     assert live_reconfigure["observed"] is not None, failure_text(live_reconfigure["rerun"])
     assert live_reconfigure["stats_page_addresses"] == {"127.0.0.1"}
+    # Credentials or nothing, and no version for whoever gets in.
+    assert live_reconfigure["stats_page_anonymous"] == "401"
     page = live_reconfigure["stats_page"]
     assert page.endswith("\n200")
     assert f"{LISTEN_NAME},mysql1," in page
+    assert "Statistics Report" in live_reconfigure["stats_page_html"]
+    assert live_reconfigure["haproxy_version"] not in live_reconfigure["stats_page_html"]
+    # The config holds a hash of the password, and only root and HAProxy's group read it.
+    config = live_reconfigure["config_during"]
+    assert STATS_PAGE_TEST_PASSWORD not in config
+    assert f"user {STATS_PAGE_USER} password $6$" in config
     assert live_reconfigure.get("stats_page_gone"), "still served once the old worker was gone after the next rerun"
 
 

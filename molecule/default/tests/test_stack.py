@@ -30,6 +30,9 @@ def test_port_listens_on_loopback_only(stack, port):
 
 def test_haproxy_accepts_the_deployed_config(host):
     assert host.run("haproxy -c -f %s", HAPROXY_CONFIG).rc == 0
+    # It may hold the stats page's password hash: not world-readable.
+    config_file = host.file(HAPROXY_CONFIG)
+    assert (config_file.user, config_file.group, config_file.mode) == ("root", "haproxy", 0o640)
 
 
 def test_haproxy_config_is_the_layer4_listener_of_the_original(host):
