@@ -16,14 +16,14 @@ from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPR
 PROBE_SCRIPT = pathlib.Path(__file__).parent / "http_probe.py"
 APP_HOSTS = ("app1", "app2")
 INSTANCES = {f"{name}-{port}" for name in APP_HOSTS for port in APP_PORTS}
-MULTI_HOST_HAPROXY = yaml.safe_load((PROJECT / "inventory/multi-host/group_vars/haproxy.yml").read_text())
 HTTP_NAME = DEFAULTS["haproxy"]["haproxy_http_name"]
-SERVED_BY = MULTI_HOST_HAPROXY["haproxy_http_served_by_header"]
 MYSQL_HOST_OF_APP_ACCOUNT = f"SELECT Host FROM mysql.user WHERE User = '{DB_USER}' ORDER BY Host"
-# The scenario's test-only values on top of that inventory (molecule/multi-host/group_vars).
+# The scenario's test-only values on top of the inventory users copy (molecule/multi-host/group_vars).
 SCENARIO_VARS = PROJECT / "molecule/multi-host/group_vars"
 SCENARIO_MYSQL = yaml.safe_load((SCENARIO_VARS / "mysql.yml").read_text())
 SCENARIO_HAPROXY = yaml.safe_load((SCENARIO_VARS / "haproxy/tests.yml").read_text())
+# The header naming the instance that answered: on for these tests only.
+SERVED_BY = SCENARIO_HAPROXY["haproxy_http_served_by_header"]
 
 
 def probe(stack, url, seconds, interval=0.05):
