@@ -23,7 +23,7 @@ bash "$(dirname "$0")/cgroup2-cleanup.sh" || true
 if [ ${#failed[@]} -gt 0 ]; then
   for scenario in "${failed[@]}"; do
     # pytest's short summary: one line per failed test, with its first error line.
-    grep -E "^\[$scenario\] (FAILED|ERROR) " "$logs/$scenario" | cut -c1-400 | tail -n 30 >&2
+    grep -E "^\[$scenario\] (FAILED|ERROR) \S+::" "$logs/$scenario" | cut -c1-400 | tail -n 30 >&2
   done
   echo "scenarios failed: ${failed[*]}" >&2
   exit 1
