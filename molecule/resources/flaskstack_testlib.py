@@ -297,14 +297,14 @@ class Stack:
         finally:
             release()
 
-    def app_sql_result(self, query, port=PROXY_PORT):
+    def app_sql_result(self, query, port=PROXY_PORT, env_file=APP_ENV_FILE):
         """SQL as the app's account through HAProxy. The password is read on the
-        host from the app's root-only environment file and handed to the client
-        in its environment, never on a command line."""
+        host from the app's root-only environment file (or a copy of an earlier
+        one) and handed to the client in its environment, never on a command line."""
         return self.host.run(
             "set -a; . %s; MYSQL_PWD=\"$FLASKAPP_DB_PASSWORD\" "
             "mysql --batch --skip-column-names -h 127.0.0.1 -P %s -u \"$FLASKAPP_DB_USER\" -e %s",
-            APP_ENV_FILE, str(port), query)
+            env_file, str(port), query)
 
     def app_sql(self, query, port=PROXY_PORT):
         result = self.app_sql_result(query, port)
@@ -336,17 +336,17 @@ class Stack:
         return int(match.group(1)), int(match.group(2))
 
     @contextlib.contextmanager
-    def steady_reads(self, max_seconds=600, address="127.0.0.1"):
-        """GET /todos over the app's ports at address, about 20 a second, from the host
+    def steady_reads(self, max_seconds=600, address="127.0.0.1", ports=APP_PORTS, streams=1):
+        """GET /todos over the ports at address, about 20 a second per stream, from the host
         (steady_reads.py, in the background) while the block runs. Yields a
         dict that holds, once the block is over, the script's result:
         {"requests": n, "seconds": s, "failures": [...]}."""
         base = f"/tmp/flaskstack-steady-reads-{os.getpid()}"
         self.host.check_output("rm -f %s.stop %s.json", base, base)
         self.host.check_output(
-            "nohup python3 -c %s %s %s %s %s %s >/dev/null 2>&1 &",
+            "nohup python3 -c %s %s %s %s %s %s %s >/dev/null 2>&1 &",
             (RESOURCES / "steady_reads.py").read_text(),
-            ",".join(map(str, APP_PORTS)), f"{base}.stop", f"{base}.json", str(max_seconds), address)
+            ",".join(map(str, ports)), f"{base}.stop", f"{base}.json", str(max_seconds), address, str(streams))
         result = {}
         try:
             yield result
@@ -392,17 +392,25 @@ class Stack:
     def env_file(self):
         return self.host.file(APP_ENV_FILE).content_string
 
+    def app_python(self, code, **environment):
+        """Run Python code with the deployed app importable (`import app`), in the
+        environment its units get from the root-only file, with some of it
+        replaced (environment), as root on the host. Returns testinfra's result."""
+        overrides = "".join(f"{name}=%s; " for name in environment)
+        return self.host.run(
+            # No __pycache__ left in the app's directory: it would date the app's inputs after its start.
+            f"set -a; . %s; {overrides}cd /opt/flaskapp/app; PYTHONDONTWRITEBYTECODE=1 /opt/flaskapp/venv/bin/python -c %s",
+            APP_ENV_FILE, *environment.values(), code)
+
     def app_connection_tls(self):
         """(PyMySQL version as a tuple, whether the app's connections try TLS): the
         deployed app's engine, imported with the deployed environment file, hands
         out one connection, whose PyMySQL connection says whether it negotiates
         TLS when the server offers it."""
-        version, tls = self.host.check_output(
-            # No __pycache__ left in the app's directory: it would date the app's inputs after its start.
-            "set -a; . %s; cd /opt/flaskapp/app; PYTHONDONTWRITEBYTECODE=1 /opt/flaskapp/venv/bin/python -c %s",
-            APP_ENV_FILE,
-            "import app, pymysql; c = app.engine.raw_connection(); "
-            "print(pymysql.VERSION_STRING, c.driver_connection.ssl); c.close()").split()
+        result = self.app_python("import app, pymysql; c = app.engine.raw_connection(); "
+                                 "print(pymysql.VERSION_STRING, c.driver_connection.ssl); c.close()")
+        assert result.rc == 0, result.stderr
+        version, tls = result.stdout.split()
         return tuple(int(part) for part in version.split(".")[:2]), tls == "True"
 
     def interrupted_rerun(self, *args, after_change_of, **extra_vars):

@@ -63,6 +63,19 @@ def flaskstack_listen_address(tier, host, groups, hostvars):
     return LOOPBACK if _runs_locally(tier, host, groups) else flaskstack_address(host, hostvars)
 
 
+def flaskstack_app_proxy_addresses(groups, hostvars):
+    """Every address an app host connects to the proxy tier at, in order and
+    once each: what a database host's certificate must name for the app to
+    verify it, since the proxy passes TLS through (loopback where an app host
+    runs the proxy too)."""
+    addresses = []
+    for app_host in groups.get("flaskapp") or []:
+        for proxy in flaskstack_peers("haproxy", app_host, groups, hostvars):
+            if proxy["address"] not in addresses:
+                addresses.append(proxy["address"])
+    return addresses
+
+
 def flaskstack_unresolved_peers(host, groups, hostvars):
     """Hosts this host talks to whose address is not known yet (their facts were
     not gathered, as under --limit): the site playbook gathers them first."""
@@ -143,6 +156,7 @@ class FilterModule:
             "flaskstack_peers": flaskstack_peers,
             "flaskstack_listen_address": flaskstack_listen_address,
             "flaskstack_unresolved_peers": flaskstack_unresolved_peers,
+            "flaskstack_app_proxy_addresses": flaskstack_app_proxy_addresses,
             "flaskstack_tiers": flaskstack_tiers,
             "flaskstack_connection_budget": flaskstack_connection_budget,
             "flaskstack_budget_line": flaskstack_budget_line,

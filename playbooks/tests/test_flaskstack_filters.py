@@ -8,7 +8,8 @@ from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "filter_plugins"))
 from flaskstack import (flaskstack_address, flaskstack_budget_line, flaskstack_connection_budget,  # noqa: E402
-                        flaskstack_listen_address, flaskstack_peers, flaskstack_tiers,
+                        flaskstack_app_proxy_addresses, flaskstack_listen_address, flaskstack_peers,
+                        flaskstack_tiers,
                         flaskstack_unresolved_peers)
 
 
@@ -142,3 +143,11 @@ def test_servers_listed_by_hand_count_against_the_host_they_name():
     assert db1["proxies"] == {"lb1": 17}
     with pytest.raises(AnsibleFilterError, match="names no `host`"):
         budget(groups, {"db1": {}, "lb1": {"haproxy_backend_servers": [{"name": "a"}]}})
+
+
+def test_certificates_name_every_address_the_app_hosts_reach_a_proxy_at():
+    assert flaskstack_app_proxy_addresses(FOUR_TIERS["groups"], FOUR_TIERS["hostvars"]) == ["10.0.0.2"]
+    assert flaskstack_app_proxy_addresses(SINGLE_HOST["groups"], SINGLE_HOST["hostvars"]) == ["127.0.0.1"]
+    # An app on the proxy host uses loopback, another app host the proxy's address.
+    groups = {"mysql": ["db1"], "haproxy": ["lb1"], "flaskapp": ["lb1", "app2"]}
+    assert flaskstack_app_proxy_addresses(groups, FOUR_TIERS["hostvars"]) == ["127.0.0.1", "10.0.0.2"]

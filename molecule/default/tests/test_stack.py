@@ -101,6 +101,18 @@ def test_app_skips_tls_when_the_whole_path_to_mysql_is_this_host(stack):
     assert not tries_tls
 
 
+def test_an_app_that_requires_tls_never_falls_back_to_plain_text(stack):
+    """The app in a verify mode, against this host's MySQL, which offers no TLS
+    (MariaDB as Debian ships it) or a certificate from a CA the app does not
+    trust (Oracle MySQL's own, MariaDB 11.8's): a 503 with the reason logged,
+    never a query in plain text or over an unverified session."""
+    result = stack.app_python("import app; print(app.app.test_client().get('/todos').status_code)",
+                              FLASKAPP_DB_TLS="verify_ca", FLASKAPP_DB_TLS_CA="/etc/ssl/certs/ca-certificates.crt")
+    assert result.stdout.strip() == "503", result.stdout + result.stderr
+    reasons = ("doesn't support", "did not offer", "certificate verify failed")
+    assert "database error" in result.stderr and any(reason in result.stderr for reason in reasons), result.stderr
+
+
 def test_seeding_never_duplicates_rows(stack):
     # Verify runs after converge and the idempotence run: the seed ran twice.
     assert stack.root_sql(f"SELECT COUNT(*) FROM {DB_NAME}.todos") == str(len(SEEDED_TODOS))

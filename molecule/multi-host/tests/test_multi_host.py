@@ -110,14 +110,6 @@ def test_todos_on_every_app_instance(stacks, address, name, port):
     assert response.json() == SEEDED_TODOS
 
 
-@pytest.mark.parametrize("name", APP_HOSTS)
-def test_app_offers_tls_when_its_traffic_leaves_the_host(stacks, name):
-    pymysql_version, tries_tls = stacks[name].app_connection_tls()
-    assert "FLASKAPP_DB_TLS=preferred" in stacks[name].env_file()
-    # PyMySQL 1.1 (Python 3.8, Ubuntu 20.04) has no preferred mode.
-    assert tries_tls == (pymysql_version >= (1, 2))
-
-
 def test_mysql_sees_connections_from_lb1_not_from_the_app(stacks, address):
     db = stacks["db1"]
     sleeper = threading.Thread(target=stacks["app1"].http, args=("/sleep/3",), kwargs={"address": address["app1"]})

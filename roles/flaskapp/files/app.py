@@ -9,7 +9,8 @@ import os
 import re
 
 from flask import Flask, jsonify
-from sqlalchemy import create_engine, text
+from pymysql.err import OperationalError
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
@@ -22,9 +23,16 @@ SECONDS_PATTERN = re.compile(r"[0-9]{1,6}(\.[0-9]{1,3})?")
 # nothing there, and PyMySQL 1.2 builds a TLS context (loading the CA store,
 # ~30 ms of CPU) for every new connection, which the pool opens often under
 # load. "preferred" is the driver's default: TLS whenever the server offers it.
+# The verify modes trust only the stack's CA; verify_identity also checks that
+# the certificate names the host connected to (the proxy: HAProxy passes TLS through).
+DB_TLS = os.environ.get("FLASKAPP_DB_TLS", "preferred")
+DB_TLS_VERIFIED = DB_TLS in ("verify_ca", "verify_identity")
 DB_CONNECT_ARGS = {"connect_timeout": int(os.environ.get("FLASKAPP_DB_CONNECT_TIMEOUT", "5"))}
-if os.environ.get("FLASKAPP_DB_TLS", "preferred") == "disabled":
+if DB_TLS == "disabled":
     DB_CONNECT_ARGS["ssl_disabled"] = True
+elif DB_TLS_VERIFIED:
+    DB_CONNECT_ARGS.update(ssl_ca=os.environ["FLASKAPP_DB_TLS_CA"], ssl_verify_cert=True,
+                           ssl_verify_identity=DB_TLS == "verify_identity")
 
 engine = create_engine(
     URL.create(
@@ -40,6 +48,18 @@ engine = create_engine(
     pool_pre_ping=True,
     connect_args=DB_CONNECT_ARGS,
 )
+
+
+
+@event.listens_for(engine, "connect")
+def refuse_plain_text(dbapi_connection, _record):
+    """PyMySQL 1.1 (Ubuntu 20.04's Python 3.8) goes on in plain text when the
+    server does not offer TLS, which an attacker on the path can arrange: a
+    verify mode must never send the password or read rows that way."""
+    if DB_TLS_VERIFIED and not dbapi_connection._secure:
+        dbapi_connection.close()
+        raise OperationalError(2026, "TLS is required (FLASKAPP_DB_TLS=%s), but the server did not offer it" % DB_TLS)
+
 
 app = Flask(__name__)
 
@@ -57,7 +77,9 @@ def http_error(exc):
 
 @app.errorhandler(SQLAlchemyError)
 def database_error(exc):
-    app.logger.warning("database error: %s", exc.__class__.__name__)
+    # The driver's message names the cause (a refused login, a certificate that
+    # does not verify); it never holds the password.
+    app.logger.warning("database error: %s: %s", exc.__class__.__name__, getattr(exc, "orig", None) or exc)
     return error(503, "database unavailable")
 
 

@@ -1,0 +1,92 @@
+"""Verified TLS from the app hosts to MySQL through lb1, which passes it through
+at layer 4: the app's sessions are encrypted, the certificate must come from
+the stack's CA and name the proxy address the app connects to, and the app
+account refuses plain text. Each failure mode is shown failing, clearly."""
+import pytest
+from flaskstack_testlib import DB_USER, PROXY_PORT
+
+APP_HOSTS = ("app1", "app2")
+SESSION_TLS = ("import app; from sqlalchemy import text\n"
+               "with app.engine.connect() as c:\n"
+               "    print(dict(c.execute(text(\"SHOW SESSION STATUS LIKE 'Ssl_%%'\")).all())['Ssl_version'])\n")
+# One request through the real app (its Flask app, engine and error handling), as gunicorn would serve it.
+ONE_REQUEST = "import app; print(app.app.test_client().get('/todos').status_code)"
+# Another CA, which never signed anything of the stack's.
+OTHER_CA = ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=other-ca "
+            "-keyout /tmp/other-ca.key -out /tmp/other-ca.pem 2>/dev/null")
+
+
+def log_in(stack, address, **tls):
+    """Log in as the app's account with its password, from this host, with
+    PyMySQL's TLS arguments: 'connected' or the error."""
+    arguments = ", ".join(f"{name}={value!r}" for name, value in tls.items())
+    return stack.app_python(
+        "import os, pymysql\n"
+        "try:\n"
+        f"    pymysql.connect(host={address!r}, port={PROXY_PORT}, user=os.environ['FLASKAPP_DB_USER'],\n"
+        f"                    password=os.environ['FLASKAPP_DB_PASSWORD'], connect_timeout=5, {arguments}).close()\n"
+        "    print('connected')\n"
+        "except pymysql.err.OperationalError as error:\n"
+        "    print(error.args[0], error.args[1])\n").stdout.strip()
+
+
+@pytest.mark.parametrize("name", APP_HOSTS)
+def test_the_apps_sessions_are_encrypted_and_verified(stacks, name):
+    env = stacks[name].env_file()
+    assert "FLASKAPP_DB_TLS=verify_identity\n" in env
+    assert "FLASKAPP_DB_TLS_CA=/opt/flaskapp/db-ca.pem\n" in env
+    # The server's own view of the session the app's engine opened.
+    result = stacks[name].app_python(SESSION_TLS)
+    assert result.rc == 0, result.stderr
+    assert result.stdout.strip() in ("TLSv1.2", "TLSv1.3"), result.stdout
+
+
+def test_mysql_serves_a_certificate_of_the_stacks_ca_naming_the_proxy(stacks, address):
+    db = stacks["db1"]
+    names = db.host.check_output("openssl x509 -in /etc/mysql/flaskstack-tls/server-cert.pem -noout -ext subjectAltName")
+    assert f"IP Address:{address['lb1']}" in names and "DNS:db1" in names, names
+    assert db.host.run("openssl verify -CAfile /etc/mysql/flaskstack-tls/ca.pem "
+                       "/etc/mysql/flaskstack-tls/server-cert.pem").rc == 0
+    key = db.host.file("/etc/mysql/flaskstack-tls/server-key.pem")
+    assert (key.user, key.group, key.mode) == ("root", "mysql", 0o640)
+    assert db.host.file("/etc/mysql/flaskstack-tls").mode == 0o750
+
+
+def test_a_client_that_does_not_trust_the_stacks_ca_is_refused(stacks, address):
+    app1 = stacks["app1"]
+    # The system's public CAs, not the stack's.
+    answer = log_in(app1, address["lb1"], ssl_ca="/etc/ssl/certs/ca-certificates.crt", ssl_verify_cert=True)
+    assert answer.startswith("2003 ") and "CERTIFICATE_VERIFY_FAILED" in answer, answer
+    # The same client trusting the stack's CA gets in.
+    assert log_in(app1, address["lb1"], ssl_ca="/opt/flaskapp/db-ca.pem", ssl_verify_identity=True) == "connected"
+
+
+def test_an_app_that_trusts_another_ca_fails_clearly_and_never_falls_back(stacks):
+    app1 = stacks["app1"]
+    app1.host.check_output(OTHER_CA)
+    result = app1.app_python(ONE_REQUEST, FLASKAPP_DB_TLS_CA="/tmp/other-ca.pem")
+    # Served as the app serves an unreachable database, and the log says why.
+    assert result.stdout.strip() == "503", result.stdout + result.stderr
+    assert "certificate verify failed" in result.stderr, result.stderr
+    # The app as deployed serves the same request.
+    assert app1.app_python(ONE_REQUEST).stdout.strip() == "200"
+
+
+def test_verify_identity_refuses_a_proxy_name_the_certificate_does_not_hold(stacks):
+    app1 = stacks["app1"]
+    # lb1 by its name, which the certificate does not list (it lists lb1's address).
+    result = app1.app_python(ONE_REQUEST, FLASKAPP_DB_HOST="lb1")
+    assert result.stdout.strip() == "503", result.stdout + result.stderr
+    assert "certificate verify failed" in result.stderr and "mismatch" in result.stderr, result.stderr
+    # verify_ca checks the CA only: the same name works.
+    assert app1.app_python(ONE_REQUEST, FLASKAPP_DB_HOST="lb1", FLASKAPP_DB_TLS="verify_ca").stdout.strip() == "200"
+
+
+def test_the_app_account_refuses_plain_connections(stacks, address):
+    app1 = stacks["app1"]
+    answer = log_in(app1, address["lb1"], ssl_disabled=True)
+    # 1045: refused after the password was checked, with the same password that works over TLS.
+    assert answer.startswith("1045 "), answer
+    assert log_in(app1, address["lb1"], ssl_ca="/opt/flaskapp/db-ca.pem", ssl_verify_identity=True) == "connected"
+    # REQUIRE SSL, as the server stores it.
+    assert stacks["db1"].root_sql(f"SELECT DISTINCT ssl_type FROM mysql.user WHERE User = '{DB_USER}'").split() == ["ANY"]

@@ -1,0 +1,80 @@
+"""A new password for the app's account, by rerun, under steady traffic, with no
+failed request: Oracle MySQL keeps the old password valid as the account's
+second one (RETAIN CURRENT PASSWORD) until the app runs the new one, then the
+playbook's last play discards it. A run cut off in between leaves a stack that
+works, and the next run finishes the rotation.
+
+The traffic goes through HAProxy's HTTP entry point (on for these tests, port
+8080), which routes around the instance being restarted, so what is measured is
+the password's effect, not the restart's."""
+import secrets
+
+import pytest
+
+from flaskstack_testlib import APP_ENV_FILE, changed_tasks, wait_for
+
+HTTP_ENTRY = {"haproxy_http_enabled": True, "haproxy_http_bind_port": 8080}
+HTTP_NAME = "flaskapp"
+OLD_ENV = "/root/flaskstack-rotation-old.env"
+RETAIN = "mysql : Keep the current password as a second one while the app moves to the new one"
+DISCARD = "mysql : Discard the old password"
+RESTART = "flaskapp : Restart the app"
+SECOND_PASSWORDS = ("SELECT COUNT(*) FROM mysql.user WHERE "
+                    "JSON_EXTRACT(User_attributes, '$.additional_password') IS NOT NULL")
+
+
+def logs_in(stack, env_file):
+    """Whether the app's account logs in through HAProxy with the password of this environment file."""
+    result = stack.app_sql_result("SELECT 1", env_file=env_file)
+    assert result.rc == 0 or "1045" in result.stderr, result.stderr
+    return result.rc == 0
+
+
+def instances_up(stack):
+    return sum(1 for (proxy, server), line in stack.stats().items()
+               if proxy == HTTP_NAME and server not in ("FRONTEND", "BACKEND") and line["status"] == "UP")
+
+
+@pytest.fixture(scope="module")
+def http_entry(stack):
+    """HAProxy's HTTP entry point in front of both instances; leaving turns it off again."""
+    with stack.reconfigured("--tags", "haproxy", **HTTP_ENTRY):
+        assert wait_for(lambda: instances_up(stack) == 2, timeout=20) is not None
+        stack.host.check_output("install -m 0600 %s %s", APP_ENV_FILE, OLD_ENV)
+        yield
+        stack.host.check_output("rm -f %s", OLD_ENV)
+
+
+def test_a_new_password_reaches_the_app_with_no_failed_request(stack, http_entry, observe):
+    new_password = "rotated" + secrets.token_hex(12)
+    # Cut off right after MySQL took the new password: both log in, the app still runs the old one.
+    output, cut = stack.interrupted_rerun(**HTTP_ENTRY, vault_flaskstack_db_password=new_password,
+                                          after_change_of=RETAIN)
+    assert cut, output[-3000:]
+    assert logs_in(stack, OLD_ENV)
+    assert stack.http("/todos").status == 200
+    assert stack.root_sql(SECOND_PASSWORDS).strip() == "1"
+
+    # The next run finishes the rotation under traffic (three streams: new logins all along).
+    with stack.steady_reads(ports=[8080], streams=3) as reads:
+        rotation = stack.rerun(**HTTP_ENTRY, vault_flaskstack_db_password=new_password)
+    assert rotation.returncode == 0, rotation.stdout[-3000:]
+    changed = changed_tasks(rotation.stdout)
+    assert RESTART in changed and DISCARD in changed, changed
+    observe(f"[{stack.name}] Oracle MySQL, password rotated by rerun under traffic: {reads['requests']} requests "
+            f"in {reads['seconds']} s, {len(reads['failures'])} failed")
+    assert reads["requests"] > 100 and reads["failures"] == [], reads["failures"][:5]
+    assert stack.root_sql(SECOND_PASSWORDS).strip() == "0"
+    assert not logs_in(stack, OLD_ENV)
+    assert logs_in(stack, APP_ENV_FILE)
+
+    # Back to the inventory's password, in one run, the same way.
+    with stack.steady_reads(ports=[8080], streams=3) as back:
+        restored = stack.rerun(**HTTP_ENTRY)
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert RETAIN in changed_tasks(restored.stdout)
+    observe(f"[{stack.name}] Oracle MySQL, rotated back: {back['requests']} requests in {back['seconds']} s, "
+            f"{len(back['failures'])} failed")
+    assert back["requests"] > 100 and back["failures"] == [], back["failures"][:5]
+    assert logs_in(stack, OLD_ENV)
+    assert stack.root_sql(SECOND_PASSWORDS).strip() == "0"
