@@ -63,6 +63,14 @@ def flaskstack_listen_address(tier, host, groups, hostvars):
     return LOOPBACK if _runs_locally(tier, host, groups) else flaskstack_address(host, hostvars)
 
 
+def flaskstack_crosses_hosts(groups):
+    """Whether any connection of the stack leaves a host: an app host without
+    the proxy, or a proxy host without MySQL. Several hosts that each run the
+    whole stack (the single-host layout repeated) keep every byte at home."""
+    return (any(not _runs_locally("haproxy", host, groups) for host in groups.get("flaskapp") or [])
+            or any(not _runs_locally("mysql", host, groups) for host in groups.get("haproxy") or []))
+
+
 def flaskstack_app_proxy_addresses(groups, hostvars):
     """Every address an app host connects to the proxy tier at, in order and
     once each: what a database host's certificate must name for the app to
@@ -157,6 +165,7 @@ class FilterModule:
             "flaskstack_listen_address": flaskstack_listen_address,
             "flaskstack_unresolved_peers": flaskstack_unresolved_peers,
             "flaskstack_app_proxy_addresses": flaskstack_app_proxy_addresses,
+            "flaskstack_crosses_hosts": flaskstack_crosses_hosts,
             "flaskstack_tiers": flaskstack_tiers,
             "flaskstack_connection_budget": flaskstack_connection_budget,
             "flaskstack_budget_line": flaskstack_budget_line,

@@ -8,7 +8,8 @@ from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "filter_plugins"))
 from flaskstack import (flaskstack_address, flaskstack_budget_line, flaskstack_connection_budget,  # noqa: E402
-                        flaskstack_app_proxy_addresses, flaskstack_listen_address, flaskstack_peers,
+                        flaskstack_app_proxy_addresses, flaskstack_crosses_hosts, flaskstack_listen_address,
+                        flaskstack_peers,
                         flaskstack_tiers,
                         flaskstack_unresolved_peers)
 
@@ -151,3 +152,13 @@ def test_certificates_name_every_address_the_app_hosts_reach_a_proxy_at():
     # An app on the proxy host uses loopback, another app host the proxy's address.
     groups = {"mysql": ["db1"], "haproxy": ["lb1"], "flaskapp": ["lb1", "app2"]}
     assert flaskstack_app_proxy_addresses(groups, FOUR_TIERS["hostvars"]) == ["127.0.0.1", "10.0.0.2"]
+
+
+def test_connections_cross_hosts_only_where_a_tier_lacks_its_peer():
+    assert flaskstack_crosses_hosts(FOUR_TIERS["groups"])
+    assert not flaskstack_crosses_hosts(SINGLE_HOST["groups"])
+    # Several hosts, each a whole stack (the single-host scenario's three platforms).
+    assert not flaskstack_crosses_hosts({tier: ["a", "b", "c"] for tier in ("mysql", "haproxy", "flaskapp")})
+    # The proxy on the app hosts, MySQL apart; or an app host without a proxy.
+    assert flaskstack_crosses_hosts({"mysql": ["db1"], "haproxy": ["app1"], "flaskapp": ["app1"]})
+    assert flaskstack_crosses_hosts({"mysql": ["s1"], "haproxy": ["s1"], "flaskapp": ["s1", "app2"]})

@@ -405,7 +405,7 @@ def test_health_checks_never_touch_mysqls_port(stack, observe):
     assert aborted_after == aborted_before
     # A login and nothing more: not even the SET NAMES a driver sends after it.
     assert set_after == set_before, "the check sends SQL after its login"
-    assert stack.server()["check_status"] == "L7OK"
+    assert stack.server()["check_status"].lstrip("* ") == "L7OK"  # "*": a check under way
 
 
 def test_the_check_answers_only_the_proxy_hosts(stack):

@@ -37,8 +37,10 @@ def instances_up(stack):
 
 @pytest.fixture(scope="module")
 def http_entry(stack):
-    """HAProxy's HTTP entry point in front of both instances; leaving turns it off again."""
-    with stack.reconfigured("--tags", "haproxy", **HTTP_ENTRY):
+    """HAProxy's HTTP entry point in front of both instances. Leaving reruns the
+    whole playbook with the inventory's values: the entry point off, and the
+    inventory's password back even if a test stopped half-way."""
+    with stack.reconfigured("--tags", "haproxy", restore_args=(), **HTTP_ENTRY):
         assert wait_for(lambda: instances_up(stack) == 2, timeout=20) is not None
         stack.host.check_output("install -m 0600 %s %s", APP_ENV_FILE, OLD_ENV)
         yield
