@@ -47,7 +47,7 @@ venv: $(BIN)/.installed
 
 # The ansible package bundles the collections; Galaxy is tried only if one is missing.
 collections: venv
-	@missing=$$(for c in community.mysql community.docker ansible.posix; do \
+	@missing=$$(for c in community.mysql community.crypto community.docker ansible.posix; do \
 	    ansible-galaxy collection list $$c 2>/dev/null | grep -q "^$$c " || echo $$c; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "collections missing ($$missing): installing from Galaxy"; \
