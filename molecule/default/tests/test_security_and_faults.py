@@ -343,6 +343,7 @@ def test_mysql_down_gives_a_quick_503_and_haproxy_marks_it_down(stack, observe):
 
 
 def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(stack, observe):
+    since = stack.host.check_output("date +%s.%N")
     record = outage(stack, "haproxy")
     during = record["during"]
     observe(f"[{stack.name}] HAProxy stopped: /todos {during.status} in {during.seconds:.2f}s; "
@@ -350,6 +351,10 @@ def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(stack, observe):
     assert during.status == 503 and during.json() == {"error": "database unavailable"}
     assert during.seconds < 10
     assert record["recovered_after"] is not None, "no recovery within 20 s of HAProxy's start"
+    # The client learns nothing of the inside; the app's log names the cause, and the access log the 503.
+    log = stack.host.check_output("journalctl -u flaskapp@%s --since @%s --no-pager -o cat", str(APP_PORTS[0]), since)
+    assert re.search(r"database error: OperationalError: .*Can't connect to MySQL server on '[^']+'.*refused", log), log
+    assert re.search(r'"GET /todos HTTP/1\.1" 503 ', log), log
 
 
 # --- Health checks that know MySQL, and do it no harm --------------------------------

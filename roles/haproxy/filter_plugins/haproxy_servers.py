@@ -27,16 +27,20 @@ def haproxy_app_servers(apps):
             for app in apps for port in app["port"]]
 
 
-def haproxy_listener_budget(servers, server_maxconn, global_maxconn, listen_maxconn, http_enabled, http_maxconn):
+def haproxy_listener_budget(servers, server_maxconn, global_maxconn, listen_maxconn, http_enabled, http_maxconn,
+                            admin_maxconn=0):
     """How this proxy shares its global maxconn: the MySQL listener gets its own
-    maxconn (haproxy_listen_maxconn, else what the HTTP entry point leaves of the
+    maxconn (haproxy_listen_maxconn, else what the other listeners leave of the
     global limit) and must admit every server's maxconn; the HTTP entry point
-    its own, so HTTP clients cannot take the MySQL listener's share."""
+    its own, so HTTP clients cannot take the MySQL listener's share; and the
+    administration listeners (stats page, metrics) theirs, counted together."""
     http = int(http_maxconn) if http_enabled else 0
-    listener = int(listen_maxconn) or int(global_maxconn) - http
+    admin = int(admin_maxconn)
+    listener = int(listen_maxconn) or int(global_maxconn) - http - admin
     servers_total = sum(int(server.get("maxconn", server_maxconn)) for server in servers)
-    return {"servers": servers_total, "mysql_listener": listener, "http": http, "global": int(global_maxconn),
-            "fits": servers_total <= listener and listener + http <= int(global_maxconn)}
+    return {"servers": servers_total, "mysql_listener": listener, "http": http, "admin": admin,
+            "global": int(global_maxconn),
+            "fits": servers_total <= listener and listener + http + admin <= int(global_maxconn)}
 
 
 class FilterModule:

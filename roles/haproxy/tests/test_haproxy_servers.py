@@ -35,7 +35,7 @@ TWO_SERVERS = [{"name": "mysql1"}, {"name": "mysql2", "maxconn": 30}]
 
 def test_without_the_http_entry_point_the_mysql_listener_has_the_global_limit():
     assert haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, False, 50) == {
-        "servers": 40, "mysql_listener": 100, "http": 0, "global": 100, "fits": True}
+        "servers": 40, "mysql_listener": 100, "http": 0, "admin": 0, "global": 100, "fits": True}
 
 
 def test_the_http_entry_point_takes_its_own_share_and_leaves_the_rest_to_mysql():
@@ -49,3 +49,12 @@ def test_an_explicit_listener_limit_must_admit_the_servers_and_fit_the_global_on
     assert haproxy_listener_budget(TWO_SERVERS, 10, 100, 40, True, 60)["fits"]
     assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 39, False, 0)["fits"]
     assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 50, True, 60)["fits"]
+
+
+def test_the_administration_listeners_take_their_share_too():
+    budget = haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, True, 50, 10)
+    assert (budget["mysql_listener"], budget["http"], budget["admin"], budget["fits"]) == (40, 50, 10, True)
+    # An explicit listener limit that leaves them no room does not fit.
+    assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 45, True, 50, 10)["fits"]
+    # One share more than the servers can spare.
+    assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, True, 50, 11)["fits"]
