@@ -26,11 +26,12 @@ DOCKER_SYSTEMD_FLAGS := --tmpfs /run --tmpfs /run/lock --cgroupns host \
 	--security-opt apparmor=unconfined --tty \
 	$(addprefix --cap-add ,SYS_ADMIN NET_ADMIN SYS_PTRACE SYS_NICE IPC_LOCK SYS_CHROOT AUDIT_CONTROL)
 
-.PHONY: help venv collections docker images lint unit molecule test demo demo-destroy bench clean
+.PHONY: help venv collections docker images lint unit molecule test demo demo-destroy lab bench clean
 
 help:
 	@echo "make demo          provision a local container with playbooks/site.yml and show the stack"
 	@echo "make demo-destroy  remove the demo container"
+	@echo "make lab           on the demo: the write-up's experiment, drawn in docs/lab.md and docs/lab.png"
 	@echo "make test          lint, unit tests and both molecule scenarios (side by side)"
 	@echo "make bench         provisioning and stack benchmarks, written to docs/benchmarks.md"
 
@@ -67,7 +68,7 @@ lint: venv
 	$(BIN)/python scripts/readme_variables.py --check
 
 unit: venv
-	pytest -q playbooks/tests roles/*/tests
+	pytest -q playbooks/tests roles/*/tests scripts/tests
 
 # The scenarios side by side: the stack on one host (Debian 11, 12 and 13, MariaDB),
 # on Oracle MySQL over SSH as a sudo user (with a reboot), and its tiers on four
@@ -94,6 +95,13 @@ demo: collections images
 	@echo; echo "Look around:   docker exec -it $(DEMO_CONTAINER) bash"
 	@echo "               (then: flaskstack-status, mysql -e 'SHOW PROCESSLIST', journalctl -u flaskapp@8000)"
 	@echo "Tear it down:  make demo-destroy"
+
+# The write-up's experiment on the demo container (after make demo), or on another
+# single-host stack: make lab LAB_ARGS="-i INVENTORY -e lab_host=NAME".
+LAB_ARGS ?= -e ansible_connection=community.docker.docker -e ansible_host=$(DEMO_CONTAINER) -e '{"ansible_user": null}'
+lab: collections
+	ansible-playbook playbooks/lab.yml $(LAB_ARGS)
+	@echo; echo "Report: docs/lab.md, picture: docs/lab.png"
 
 # Provisioning timings and what HAProxy costs the stack, on a fresh container:
 # writes docs/benchmarks.md and docs/benchmarks.png (about 25 minutes).

@@ -121,16 +121,16 @@ def timing_window():
 
 # --- The playbook -------------------------------------------------------------------------
 
-def run_playbook(*args, inventory=None, extra_inventories=()):
-    """Run playbooks/site.yml, by default against the scenario's inventory as
-    molecule does, plus any extra inventory sources."""
+def run_playbook(*args, inventory=None, extra_inventories=(), playbook="site.yml"):
+    """Run playbooks/site.yml (or another of the project's playbooks), by default
+    against the scenario's inventory as molecule does, plus any extra inventory sources."""
     inventory = inventory or os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     sources = [option for source in (inventory, *extra_inventories) for option in ("-i", str(source))]
     # Plain text, whatever the caller's settings (molecule forces colour on).
     env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
     with machine_lock(exclusive=False):
         return subprocess.run(
-            ["ansible-playbook", *sources, str(PROJECT / "playbooks" / "site.yml"), *args],
+            ["ansible-playbook", *sources, str(PROJECT / "playbooks" / playbook), *args],
             capture_output=True, text=True, check=False, env=env)
 
 
