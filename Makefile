@@ -101,6 +101,7 @@ demo: collections images
 LAB_ARGS ?= -e ansible_connection=community.docker.docker -e ansible_host=$(DEMO_CONTAINER) -e '{"ansible_user": null}'
 lab: collections
 	ansible-playbook playbooks/lab.yml $(LAB_ARGS)
+	$(BIN)/python scripts/lab_report.py docs/lab.json --markdown docs/lab.md --picture docs/lab.png
 	@echo; echo "Report: docs/lab.md, picture: docs/lab.png"
 
 # Provisioning timings and what HAProxy costs the stack, on a fresh container:

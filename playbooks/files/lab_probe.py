@@ -10,6 +10,7 @@ sustain: N clients, each sending one request after another, until a reload
 Standard library only: it runs on the target's own Python (3.8 and later)."""
 import argparse
 import json
+import os
 import re
 import socket
 import subprocess
@@ -96,6 +97,7 @@ def main():
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--linger", type=float, default=4, help="sustain: seconds after the old worker left")
     parser.add_argument("--max-seconds", type=float, default=300)
+    parser.add_argument("--output", help="write the JSON here (complete when it appears), not to stdout")
     args = parser.parse_args()
     stack = discover()
     args.proxy, args.server = stack["proxy"], stack["server"]
@@ -189,13 +191,19 @@ def main():
 
     rows = parse_stat(cli(args.stats_socket, "show stat"))
     server, backend = rows[(args.proxy, args.server)], rows[(args.proxy, "BACKEND")]
-    json.dump({"mode": args.mode, "clients": args.requests, "sleep": args.sleep, "ports": ports,
+    result = json.dumps({"mode": args.mode, "clients": args.requests, "sleep": args.sleep, "ports": ports,
                "proxy": f"{args.proxy}/{args.server}", "versions": versions,
                "started": t0, "samples": samples, "requests": sorted(requests, key=lambda r: r["start"]),
                "reload_at": events["reload_at"], "old_worker_gone_at": events["old_gone_at"],
                # HAProxy's own peaks since `clear counters` (burst), from its current worker.
                "haproxy_smax": int(server["smax"]), "haproxy_qmax": int(backend["qmax"]),
-               "limit": int(server["slim"])}, sys.stdout)
+               "limit": int(server["slim"])})
+    if args.output:
+        with open(args.output + ".part", "w") as output:
+            output.write(result)
+        os.rename(args.output + ".part", args.output)
+    else:
+        sys.stdout.write(result)
 
 
 if __name__ == "__main__":

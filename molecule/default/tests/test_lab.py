@@ -3,9 +3,11 @@ queries, and the figures it reports must agree with the limits it set (peak
 MySQL sessions equal each limit, the queue's peak the excess, and after a
 change under load, the new limit once the old worker left)."""
 import json
+import subprocess
+import sys
 
 import pytest
-from flaskstack_testlib import failure_text, run_playbook, wait_for
+from flaskstack_testlib import PROJECT, failure_text, run_playbook, wait_for
 
 LIMITS = [10, 3]
 
@@ -18,6 +20,11 @@ def test_the_lab_reports_what_the_limits_let_through(stack, observe, tmp_path):
     # The lab gives HAProxy the inventory's limits back; its old worker leaves within the bound.
     assert wait_for(lambda: stack.haproxy_workers()[1] == 0, 60) is not None
     assert result.returncode == 0, failure_text(result)
+    # make lab's second step: the report and the picture, on the controller.
+    report = subprocess.run([sys.executable, str(PROJECT / "scripts" / "lab_report.py"), str(output.with_suffix(".json")),
+                             "--markdown", str(output.with_suffix(".md")), "--picture", str(output.with_suffix(".png"))],
+                            capture_output=True, text=True, check=False)
+    assert report.returncode == 0, report.stderr
     figures = json.loads(output.with_suffix(".json").read_text())["figures"]
     for item in figures:
         observe(f"[{stack.name}] lab: {json.dumps(item)}")

@@ -39,6 +39,10 @@ BAD_VALUES = [
     ("haproxy_client_addresses", []),
     ("flaskapp_http_client_networks", ["clients.example.com"]),
     ("flaskapp_worker_connections", "0"),
+    ("haproxy_admin_maxconn", "0"),
+    ("haproxy_log_targets", ["stdout\n    stats socket /tmp/open.sock level admin"]),
+    ("flaskapp_access_log_format", "%(h)s' --bind 0.0.0.0:80 '"),
+    ("mysql_exporter_port", "abc"),
 ]
 
 
@@ -454,8 +458,9 @@ def test_a_budget_over_max_connections_stops_the_run_before_any_change(stack):
 
 @pytest.mark.host_independent
 def test_http_clients_cannot_take_the_mysql_listeners_share(stack):
-    # HTTP's share would leave the MySQL listener one connection fewer than its server may use.
-    http_share = GLOBAL_MAXCONN - SERVER_MAXCONN + 1
+    # HTTP's share would leave the MySQL listener one connection fewer than its server may use
+    # (the metrics endpoint has its own share too).
+    http_share = GLOBAL_MAXCONN - DEFAULTS["haproxy"]["haproxy_admin_maxconn"] - SERVER_MAXCONN + 1
     result = stack.rerun(haproxy_http_enabled=True, haproxy_http_maxconn=http_share)
     assert result.returncode != 0
     message = failure_message(result)

@@ -367,7 +367,10 @@ def test_the_http_entry_point_and_the_mysql_listener_share_the_global_limit(stac
     http_share = defaults["haproxy_http_maxconn"]
     stats = lb.stats()
     assert int(stats[(HTTP_NAME, "FRONTEND")]["slim"]) == http_share
-    assert int(stats[(LISTEN_NAME, "FRONTEND")]["slim"]) == defaults["haproxy_global_maxconn"] - http_share
+    # The metrics endpoint's share comes off too.
+    assert int(stats[(LISTEN_NAME, "FRONTEND")]["slim"]) == (defaults["haproxy_global_maxconn"] - http_share
+                                                            - defaults["haproxy_admin_maxconn"])
+    assert int(stats[("prometheus", "FRONTEND")]["slim"]) == defaults["haproxy_admin_maxconn"]
     assert int(stats[(LISTEN_NAME, "FRONTEND")]["slim"]) >= SERVER_MAXCONN
 
 
