@@ -135,7 +135,8 @@ def draw(data, figures, path):
     runs = data["runs"]
     spans = [max(s["t"] for s in run["samples"]) for run in runs]
     fig, axes = plt.subplots(2, len(runs), figsize=(5 * len(runs) + 3, 8), sharex="col", squeeze=False,
-                             gridspec_kw={"width_ratios": [max(span, 12) for span in spans], "height_ratios": [3, 2]})
+                             gridspec_kw={"width_ratios": [max(span, max(spans) / 4) for span in spans],
+                                          "height_ratios": [3, 2]})
     for column, (run, item) in enumerate(zip(runs, figures)):
         top, bottom = axes[0][column], axes[1][column]
         t = [s["t"] for s in run["samples"]]
