@@ -313,6 +313,27 @@ def test_app_survives_a_mysql_restart(stack):
         assert response.status == 200, response.body
 
 
+def test_pooled_connections_killed_in_mysql_cost_no_request(stack, observe):
+    """Without a ping before each use, a pooled connection MySQL killed (or a
+    timeout closed) is found dead by the read, which the app retries once on a
+    new connection: every request still succeeds."""
+    for port in APP_PORTS:
+        assert stack.http_status("/todos", port) == 200  # pooled connections are open
+    since = stack.host.check_output("date +%s.%N")
+    pooled = stack.root_sql(f"SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{DB_USER}'").split()
+    assert len(pooled) >= len(APP_PORTS), pooled
+    for session in pooled:
+        stack.root_sql(f"KILL {session}")
+    statuses = [stack.http_status("/todos", port) for port in APP_PORTS for _ in range(5)]
+    log = "".join(stack.host.check_output("journalctl -u flaskapp@%s --since @%s --no-pager -o cat", str(port), since)
+                  for port in APP_PORTS)
+    retried = log.count("retrying once")
+    observe(f"[{stack.name}] KILLed the app's {len(pooled)} pooled connections: the next {len(statuses)} requests "
+            f"{sorted(set(statuses))}, {retried} reads retried on a new connection")
+    assert statuses == [200] * len(statuses), log
+    assert retried >= len(APP_PORTS), log
+
+
 def outage(stack, unit, marked_down=None, marked_up=None):
     """Stop a unit under the running app and see how the app answers (and, if
     given, how long until HAProxy marks the server down); start it again and see

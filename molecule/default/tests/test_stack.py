@@ -75,6 +75,42 @@ def test_sleep_refuses_what_is_not_a_bounded_number(stack, seconds):
     assert "error" in response.json()
 
 
+def test_a_request_costs_mysql_one_statement(stack, observe):
+    """On a warm pool, GET /todos and GET /sleep/0 each send MySQL exactly their
+    query: no ping before it, no ROLLBACK after, counted by MySQL itself. Root
+    reads the counters twice from one session, so the window holds no login of
+    its own; the only other statements are that second SHOW STATUS and the health
+    check's goodbyes (one COM_QUIT per check, every 2 s)."""
+    requests, sleeps = 300, 20
+    for port in APP_PORTS:
+        assert stack.http_status("/todos", port) == 200  # warm: each instance's pooled connection is open
+    counters = ("Questions", "Com_select", "Com_admin_commands", "Com_rollback", "Com_set_option")
+    show = "SHOW GLOBAL STATUS WHERE Variable_name IN (%s);" % ", ".join(f"'{name}'" for name in counters)
+    # The client connects and reads the counters within the second before the
+    # first request; the window's length goes to the command's own output (fd 3).
+    out = stack.host.check_output(
+        "exec 3>&1; { echo %s; sleep 1; start=$(date +%%s%%N); "
+        "for i in $(seq %s); do curl -sf -o /dev/null http://127.0.0.1:%s/todos || exit 1; done; "
+        "for i in $(seq %s); do curl -sf -o /dev/null http://127.0.0.1:%s/sleep/0 || exit 1; done; "
+        "printf 'window\\t%%s\\n' $(( $(date +%%s%%N) - start )) >&3; echo %s; } | mysql -N -B -n",
+        show, str(requests), str(APP_PORTS[0]), str(sleeps), str(APP_PORTS[1]), show)
+    rows = [line.split("\t") for line in out.splitlines()]
+    window = int(next(value for name, value in rows if name == "window")) / 1e9
+    readings = [(name, int(value)) for name, value in rows if name in counters]
+    before, after = dict(readings[:len(counters)]), dict(readings[len(counters):])
+    delta = {name: after[name] - before[name] for name in counters}
+    other = delta["Questions"] - 1 - (requests + sleeps)  # 1: the second SHOW STATUS
+    observe(f"[{stack.name}] {requests} GET /todos + {sleeps} GET /sleep/0 on a warm pool in {window:.1f} s: MySQL "
+            f"counted {delta['Com_select']} SELECT, {delta['Com_admin_commands']} COM_PING and other admin "
+            f"commands, {delta['Com_rollback']} ROLLBACK, {delta['Questions']} Questions in all ({other} besides "
+            f"the requests and root's SHOW: health-check goodbyes): "
+            f"{(delta['Com_select'] + delta['Com_admin_commands'] + delta['Com_rollback']) / (requests + sleeps):.2f} "
+            "round trips per request")
+    assert delta["Com_select"] == requests + sleeps, delta
+    assert (delta["Com_admin_commands"], delta["Com_rollback"], delta["Com_set_option"]) == (0, 0, 0), delta
+    assert 0 <= other <= window / 2 + 2, (delta, window)
+
+
 def test_app_user_reads_todos_through_haproxy(stack):
     rows = stack.app_sql(f"SELECT id, item, status FROM {DB_NAME}.todos ORDER BY id")
     assert rows.splitlines() == [f"{id_}\t{row['item']}\t{row['status']}" for id_, row in SEEDED_TODOS.items()]

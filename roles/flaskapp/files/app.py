@@ -45,7 +45,12 @@ engine = create_engine(
     ),
     pool_size=int(os.environ.get("FLASKAPP_DB_POOL_SIZE", "1")),
     pool_recycle=int(os.environ.get("FLASKAPP_DB_POOL_RECYCLE", "-1")),
-    pool_pre_ping=True,
+    # One round trip per request, the query itself: no ping when a connection
+    # leaves the pool (a dead one fails the read, which read() retries on a new
+    # connection) and, each statement committing on its own, no ROLLBACK when
+    # it goes back (PyMySQL's server status tells the autocommit mode, no query).
+    isolation_level="AUTOCOMMIT",
+    skip_autocommit_rollback=True,
     connect_args=DB_CONNECT_ARGS,
 )
 
