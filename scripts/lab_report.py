@@ -144,7 +144,8 @@ def draw(data, figures, path):
                  label="MySQL sessions (app account)")
         top.step(t, [s["haproxy_queue"] for s in run["samples"]], where="post", color="tab:orange", lw=2,
                  label="HAProxy queue")
-        top.step(t, [s["limit"] for s in run["samples"]], where="post", color="tab:red", ls="--", lw=1.2,
+        top.step(t, [float("nan") if s["limit"] is None else s["limit"] for s in run["samples"]], where="post",
+                 color="tab:red", ls="--", lw=1.2,
                  label="server maxconn")
         if run["mode"] == "burst":
             top.set_title(f"maxconn {run['limit']}: {run['clients']} at once")

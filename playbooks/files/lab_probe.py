@@ -123,7 +123,15 @@ def main():
     def sample():
         while not stop_sampling.is_set():
             at = time.time() - t0
-            pids, current = workers(args.master_socket)
+            try:
+                pids, current = workers(args.master_socket)
+            except (OSError, ValueError, IndexError):
+                pids = []
+            if not pids:
+                # The master re-executes itself on a reload (HAProxy 2.x): its CLI is
+                # away for a moment. This sample is skipped, not the rest.
+                time.sleep(args.interval)
+                continue
             sessions = queued = answered = 0
             limit = None
             for index, pid in enumerate(pids):
@@ -176,7 +184,7 @@ def main():
         thread.start()
     if args.mode == "sustain":
         deadline = time.monotonic() + args.max_seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and sampler.is_alive():
             gone = events["old_gone_at"]
             if gone is not None and time.time() - t0 > gone + args.linger:
                 break

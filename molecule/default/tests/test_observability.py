@@ -33,6 +33,8 @@ def queued(stack):
     """More sessions through HAProxy than the server's maxconn, each a SELECT
     SLEEP from the app's account: while the excess waits in HAProxy's queue,
     both exporters are scraped; once all are done, HAProxy's log is read."""
+    # An old HAProxy worker (a recent reload) would hold sessions of its own in MySQL.
+    assert wait_for(lambda: stack.haproxy_workers()[1] == 0, 90) is not None, "an old HAProxy worker stayed"
     limit = int(stack.server()["slim"])
     # The app's pooled connections already hold slots.
     held = int(stack.server()["scur"])
