@@ -104,8 +104,8 @@ lab: collections
 	$(BIN)/python scripts/lab_report.py docs/lab.json --markdown docs/lab.md --picture docs/lab.png
 	@echo; echo "Report: docs/lab.md, picture: docs/lab.png"
 
-# Provisioning timings and what HAProxy costs the stack, on a fresh container:
-# writes docs/benchmarks.md and docs/benchmarks.png (about 25 minutes).
+# Provisioning timings (over SSH and docker) and what HAProxy costs the stack:
+# writes docs/benchmarks.md and docs/benchmarks.png (about an hour).
 bench: collections images
 	BENCH_DOCKER_FLAGS="$(DOCKER_SYSTEMD_FLAGS)" $(BIN)/python bench/run.py
 

@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from driver import log, min_median, new_container, playbook, recap, run
-from settings import KNOBS_OFF, MITOGEN, ROOT, RUNS, TARGET, WITH_REMOTE_USER
+from settings import KNOB_RUNS, KNOBS_OFF, MITOGEN, ROOT, RUNS, TARGET, WITH_REMOTE_USER
 
 
 def role_times(output):
@@ -101,7 +101,7 @@ def measure_knobs():
     results = {}
     for name, env in variants.items():
         times, note = [], ""
-        for _ in range(RUNS):
+        for _ in range(KNOB_RUNS):
             started = time.monotonic()
             result = run(["ansible-playbook", str(ROOT / "playbooks" / "site.yml"), *TARGET,
                           *arguments.get(name, [])],

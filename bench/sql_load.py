@@ -12,6 +12,8 @@ from driver import extra_vars, log, playbook, run, sh
 from settings import (CONTAINER, HAPROXY_TUNINGS, MYSQL_PORT, PROXY_PORT, SECONDS, SQL_REPEATS, SYSBENCH_LIMITS,
                       SYSBENCH_THREADS)
 
+CHROOT = "/var/lib/haproxy"
+
 # sysbench reads its options from this file too (--config-file): the password's place.
 SYSBENCH_CONFIG = "/root/.flaskstack-sysbench.conf"
 
@@ -78,20 +80,59 @@ def create_sysbench_account():
     """A throwaway account and table for sysbench, made over MySQL's root socket
     (the container is removed afterwards). Returns its password."""
     password = secrets.token_hex(12)
-    sh("mysql", stdin=("CREATE DATABASE IF NOT EXISTS sbtest; "
-                       f"CREATE USER IF NOT EXISTS 'sbtest'@'127.0.0.1' IDENTIFIED BY '{password}'; "
-                       f"ALTER USER 'sbtest'@'127.0.0.1' IDENTIFIED BY '{password}'; "
-                       "GRANT ALL ON sbtest.* TO 'sbtest'@'127.0.0.1';\n"))
+    # Through HAProxy's unix socket row, MySQL sees the account at localhost.
+    statements = ["CREATE DATABASE IF NOT EXISTS sbtest"]
+    for host in ("127.0.0.1", "localhost"):
+        statements += [f"CREATE USER IF NOT EXISTS 'sbtest'@'{host}' IDENTIFIED BY '{password}'",
+                       f"ALTER USER 'sbtest'@'{host}' IDENTIFIED BY '{password}'",
+                       f"GRANT ALL ON sbtest.* TO 'sbtest'@'{host}'"]
+    sh("mysql", stdin="; ".join(statements) + ";\n")
     sh(f"umask 077; cat > {SYSBENCH_CONFIG}", stdin=f"mysql-password={password}\n")
     sh(f"{sysbench_command(MYSQL_PORT, 'cleanup')} > /dev/null; {sysbench_command(MYSQL_PORT, 'prepare')} > /dev/null")
     return password
 
 
+def mysqld_pid():
+    return sh("pgrep -o -x 'mariadbd|mysqld'").strip()
+
+
+# systemd gives HAProxy a mount namespace of its own (Debian's unit bind-mounts
+# /dev/log into the chroot), so MySQL's socket directory is bound in the same way.
+SOCKET_DROP_IN = "/etc/systemd/system/haproxy.service.d/bench-mysql-socket.conf"
+
+
+def apply_tuning(tuning):
+    """Rerun the haproxy role with a tuning's variables, after what it needs on
+    the host: MySQL pinned to some CPUs, or MySQL's socket directory bound into
+    HAProxy's chroot (and the listener's one server pointed at the socket)."""
+    variables = {**SYSBENCH_LIMITS, **tuning.get("vars", {})}
+    if "mysql_cpus" in tuning:
+        sh(f"taskset -a -p -c {tuning['mysql_cpus']} {mysqld_pid()} > /dev/null")
+    if "unix_socket" in tuning:
+        directory = tuning["unix_socket"].rsplit("/", 1)[0]
+        sh(f"mkdir -p {CHROOT}{directory} {SOCKET_DROP_IN.rsplit('/', 1)[0]} && "
+           f"printf '[Service]\\nBindPaths={directory}:{CHROOT}{directory}\\n' > {SOCKET_DROP_IN} && "
+           "systemctl daemon-reload && systemctl restart haproxy")
+        variables["haproxy_backend_servers"] = [{"name": "mysql1", "host": "stack1", "address": tuning["unix_socket"],
+                                                 "check_address": "127.0.0.1"}]
+    playbook("--tags", "haproxy", *extra_vars(variables))
+
+
+def undo_tuning(tuning):
+    """Back to the untuned config (the next tuning's rerun replaces the rest)."""
+    if "mysql_cpus" in tuning:
+        sh(f"taskset -a -p -c 0-$(( $(nproc --all) - 1 )) {mysqld_pid()} > /dev/null")
+    if "unix_socket" in tuning:
+        # HAProxy off the socket before its directory leaves the chroot.
+        playbook("--tags", "haproxy", *extra_vars(SYSBENCH_LIMITS))
+        sh(f"rm {SOCKET_DROP_IN} && systemctl daemon-reload && systemctl restart haproxy")
+
+
 def measure_sql():
     password = create_sysbench_account()
     tunings = {}
-    for name, settings in HAPROXY_TUNINGS.items():
-        playbook("--tags", "haproxy", *extra_vars({**SYSBENCH_LIMITS, **settings}))
+    for name, tuning in HAPROXY_TUNINGS.items():
+        apply_tuning(tuning)
         rows = {}
         for threads in SYSBENCH_THREADS:
             # Alternating, so both sides see the same drift in the machine's load.
@@ -105,6 +146,7 @@ def measure_sql():
                              "haproxy_cpu_ms_per_1000": statistics.mean(r["haproxy_cpu_ms_per_1000"] for r in proxied)}
             log(f"sysbench {name}, {threads} threads: {rows[threads]['ratio']:.2f}x direct")
         tunings[name] = rows
+        undo_tuning(tuning)
     playbook("--tags", "haproxy", *extra_vars(SYSBENCH_LIMITS))
     # A connection per query: what a client without a pool pays, and HAProxy adds.
     connects = {}

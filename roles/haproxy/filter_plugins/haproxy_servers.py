@@ -27,6 +27,27 @@ def haproxy_app_servers(apps):
             for app in apps for port in app["port"]]
 
 
+def haproxy_server_line(server, default_port, maxconn, maxqueue, check_port, check_interval=None):
+    """A MySQL server's line after `server `: its name and where it is (host:port,
+    or a path, MySQL's unix socket as seen from HAProxy's chroot), its limits
+    (maxqueue 0: none), and its health check unless check_interval is None (at
+    its host's check service, at check_port unless the server has its own; a
+    socket's host needs check_address)."""
+    address = server["address"]
+    endpoint = address if address.startswith("/") else f"{address}:{server.get('port', default_port)}"
+    words = [server["name"], endpoint, "maxconn", str(int(server.get("maxconn", maxconn)))]
+    if int(server.get("maxqueue", maxqueue)) > 0:
+        words += ["maxqueue", str(int(server.get("maxqueue", maxqueue)))]
+    if check_interval is not None:
+        words.append("check")
+        if "check_address" in server:
+            words += ["addr", server["check_address"]]
+        elif address.startswith("/"):
+            raise ValueError(f"server {server['name']} is a unix socket: its health check needs check_address")
+        words += ["port", str(int(server.get("check_port", check_port))), "inter", str(check_interval)]
+    return " ".join(words)
+
+
 def haproxy_listener_budget(servers, server_maxconn, global_maxconn, listen_maxconn, http_enabled, http_maxconn,
                             admin_maxconn=0):
     """How this proxy shares its global maxconn: the MySQL listener gets its own
@@ -46,4 +67,4 @@ def haproxy_listener_budget(servers, server_maxconn, global_maxconn, listen_maxc
 class FilterModule:
     def filters(self):
         return {"haproxy_mysql_servers": haproxy_mysql_servers, "haproxy_app_servers": haproxy_app_servers,
-                "haproxy_listener_budget": haproxy_listener_budget}
+                "haproxy_listener_budget": haproxy_listener_budget, "haproxy_server_line": haproxy_server_line}

@@ -2,8 +2,11 @@
 import pathlib
 import sys
 
+import pytest
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "filter_plugins"))
-from haproxy_servers import haproxy_app_servers, haproxy_listener_budget, haproxy_mysql_servers  # noqa: E402
+from haproxy_servers import (haproxy_app_servers, haproxy_listener_budget, haproxy_mysql_servers,  # noqa: E402
+                             haproxy_server_line)
 
 
 def test_mysql_servers_are_numbered_in_group_order_with_their_own_limits():
@@ -58,3 +61,21 @@ def test_the_administration_listeners_take_their_share_too():
     assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 45, True, 50, 10)["fits"]
     # One share more than the servers can spare.
     assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, True, 50, 11)["fits"]
+
+
+def test_a_server_line_has_its_own_limits_and_check_or_the_listeners():
+    server = {"name": "mysql1", "host": "db1", "address": "10.0.0.1", "port": 3307, "maxqueue": 20}
+    assert haproxy_server_line(server, 3306, 10, 0, 9200, "2s") == (
+        "mysql1 10.0.0.1:3307 maxconn 10 maxqueue 20 check port 9200 inter 2s")
+    assert haproxy_server_line({"name": "mysql2", "address": "10.0.0.5", "maxconn": "5", "check_port": 9201},
+                               3306, 10, 0, 9200, "2s") == "mysql2 10.0.0.5:3306 maxconn 5 check port 9201 inter 2s"
+    assert haproxy_server_line(server, 3306, 10, 0, 9200) == "mysql1 10.0.0.1:3307 maxconn 10 maxqueue 20"
+
+
+def test_a_unix_socket_server_has_no_port_and_is_checked_at_its_check_address():
+    server = {"name": "mysql1", "address": "/run/mysqld/mysqld.sock", "port": 3306}
+    assert haproxy_server_line(server, 3306, 10, 0, 9200) == "mysql1 /run/mysqld/mysqld.sock maxconn 10"
+    assert haproxy_server_line({**server, "check_address": "127.0.0.1"}, 3306, 10, 0, 9200, "2s") == (
+        "mysql1 /run/mysqld/mysqld.sock maxconn 10 check addr 127.0.0.1 port 9200 inter 2s")
+    with pytest.raises(ValueError, match="needs check_address"):
+        haproxy_server_line(server, 3306, 10, 0, 9200, "2s")
