@@ -32,6 +32,7 @@ BAD_VALUES = [
     ("haproxy_backend_servers", []),
     ("haproxy_listen_name", "my sql"),
     ("flaskapp_db_pool_size", "-1"),
+    ("flaskapp_db_max_overflow", "-1"),
     ("flaskapp_ports", [8000, 70000]),
     ("mysql_app_user_hosts", ["10.0.0.%"]),
     ("mysql_flavor", "oracle"),
