@@ -2,7 +2,8 @@
 port as a sudo user (`deploy`, key only, `become` for the work), the way the
 Oracle MySQL scenario reaches its host. Cold converge, warm rerun and a HAProxy
 reconfigure, against facts plus as many `ping` tasks over the same connection
-(pipelining and ControlPersist on, as shipped), each with and without Mitogen."""
+(pipelining and ControlPersist on, as shipped); the warm rerun and that floor
+with Mitogen too."""
 import json
 import pathlib
 import subprocess
