@@ -111,6 +111,37 @@ def test_a_request_costs_mysql_one_statement(stack, observe):
     assert 0 <= other <= window / 2 + 2, (delta, window)
 
 
+# Six one-second reads at once in one app process with a pool of 2: with no
+# overflow they take turns on the pool's two connections (three rounds); with
+# overflow each opens a connection of its own (one round).
+POOL_ROUNDS = """
+import threading, time, app
+import flask.testing  # before the threads: Python 3.9 breaks a lazy import made by six at once
+statuses = []
+def read():
+    statuses.append(app.app.test_client().get('/sleep/1').status_code)
+threads = [threading.Thread(target=read) for _ in range(6)]
+started = time.monotonic()
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(round(time.monotonic() - started, 2), statuses)
+"""
+
+
+@pytest.mark.platform_independent
+@pytest.mark.parametrize("max_overflow, fewest_seconds, most_seconds", [("0", 3.0, 5.5), ("10", 1.0, 2.9)])
+def test_max_overflow_zero_holds_a_worker_to_its_pool(stack, observe, max_overflow, fewest_seconds, most_seconds):
+    """flaskapp_db_max_overflow 0 (the recommended setting) never opens a
+    connection beyond the pool: busy requests wait for a pooled one."""
+    result = stack.app_python(POOL_ROUNDS, FLASKAPP_DB_POOL_SIZE="2", FLASKAPP_DB_MAX_OVERFLOW=max_overflow)
+    assert result.rc == 0, result.stderr
+    seconds, statuses = result.stdout.split(" ", 1)
+    observe(f"[{stack.name}] 6 x /sleep/1 on a pool of 2, max_overflow {max_overflow}: {seconds} s")
+    # Six statuses: a thread that died (not a request that ran) cannot pass for a round.
+    assert statuses.strip() == str([200] * 6), result.stdout + result.stderr
+    assert fewest_seconds <= float(seconds) <= most_seconds, result.stdout
+
+
 def test_app_user_reads_todos_through_haproxy(stack):
     rows = stack.app_sql(f"SELECT id, item, status FROM {DB_NAME}.todos ORDER BY id")
     assert rows.splitlines() == [f"{id_}\t{row['item']}\t{row['status']}" for id_, row in SEEDED_TODOS.items()]
