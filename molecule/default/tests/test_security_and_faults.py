@@ -1,6 +1,7 @@
 """Bad input is refused, secrets stay out of sight, privileges and exposure are
 minimal, and the stack recovers from faults by itself: each proven through the
 real stack."""
+import contextlib
 import json
 import os
 import pathlib
@@ -308,31 +309,54 @@ def test_app_survives_a_mysql_restart(stack):
     # A restart slower than HAProxy's fall (3 checks, 2 s apart; Oracle MySQL on a
     # loaded machine) gets the server marked DOWN until two checks pass again.
     assert wait_for(lambda: stack.server()["status"] == "UP", 15) is not None, stack.server()
-    # Then the pool tests each connection before use and replaces the dead ones.
+    # Then the read that finds its pooled connection dead is retried once on a new one.
     for port in APP_PORTS:
         response = stack.http("/todos", port)
         assert response.status == 200, response.body
+
+
+@contextlib.contextmanager
+def pooled_connections_cut(stack, per_instance):
+    """Warm both instances' pools, let the block cut their connections, then
+    send per_instance GET /todos to each: yields a record that gets the
+    statuses, the app's log since the cut and how many reads it retried."""
+    for port in APP_PORTS:
+        assert stack.http_status("/todos", port) == 200  # pooled connections are open
+    since = stack.host.check_output("date +%s.%N")
+    record = {}
+    yield record
+    record["statuses"] = [stack.http_status("/todos", port) for port in APP_PORTS for _ in range(per_instance)]
+    record["log"] = "".join(stack.host.check_output("journalctl -u flaskapp@%s --since @%s --no-pager -o cat",
+                                                    str(port), since) for port in APP_PORTS)
+    record["retried"] = record["log"].count("retrying once")
+
+
+def test_app_survives_a_haproxy_restart(stack, observe):
+    """A restart of HAProxy cuts every pooled connection at once: the first
+    read on each instance finds its connection dead and is retried on a new
+    one, so no request fails."""
+    with pooled_connections_cut(stack, per_instance=3) as after:
+        stack.host.check_output("systemctl restart haproxy")
+    observe(f"[{stack.name}] HAProxy restarted under warm pools: the next {len(after['statuses'])} requests "
+            f"{sorted(set(after['statuses']))}, {after['retried']} reads retried on a new connection")
+    assert after["statuses"] == [200] * len(after["statuses"]), after["log"]
+    # The restart did cut the pooled connections: each instance's first read met a dead one.
+    assert after["retried"] >= len(APP_PORTS), after["log"]
 
 
 def test_pooled_connections_killed_in_mysql_cost_no_request(stack, observe):
     """Without a ping before each use, a pooled connection MySQL killed (or a
     timeout closed) is found dead by the read, which the app retries once on a
     new connection: every request still succeeds."""
-    for port in APP_PORTS:
-        assert stack.http_status("/todos", port) == 200  # pooled connections are open
-    since = stack.host.check_output("date +%s.%N")
-    pooled = stack.root_sql(f"SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{DB_USER}'").split()
-    assert len(pooled) >= len(APP_PORTS), pooled
-    for session in pooled:
-        stack.root_sql(f"KILL {session}")
-    statuses = [stack.http_status("/todos", port) for port in APP_PORTS for _ in range(5)]
-    log = "".join(stack.host.check_output("journalctl -u flaskapp@%s --since @%s --no-pager -o cat", str(port), since)
-                  for port in APP_PORTS)
-    retried = log.count("retrying once")
-    observe(f"[{stack.name}] KILLed the app's {len(pooled)} pooled connections: the next {len(statuses)} requests "
-            f"{sorted(set(statuses))}, {retried} reads retried on a new connection")
-    assert statuses == [200] * len(statuses), log
-    assert retried >= len(APP_PORTS), log
+    with pooled_connections_cut(stack, per_instance=5) as after:
+        pooled = stack.root_sql(f"SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '{DB_USER}'").split()
+        assert len(pooled) >= len(APP_PORTS), pooled
+        for session in pooled:
+            stack.root_sql(f"KILL {session}")
+    observe(f"[{stack.name}] KILLed the app's {len(pooled)} pooled connections: the next {len(after['statuses'])} "
+            f"requests {sorted(set(after['statuses']))}, {after['retried']} reads retried on a new connection")
+    assert after["statuses"] == [200] * len(after["statuses"]), after["log"]
+    assert after["retried"] >= len(APP_PORTS), after["log"]
 
 
 def outage(stack, unit, marked_down=None, marked_up=None):
