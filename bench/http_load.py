@@ -71,8 +71,11 @@ def measure_recommended():
                 runs[mode][concurrency].append(wrk(concurrency))
                 log(f"recommended settings, round {round_number + 1}, {mode} c={concurrency}: "
                     f"{runs[mode][concurrency][-1]['rps']:.0f} req/s")
-    return {"settings": RECOMMENDED_APP, "wrk": {mode: {c: median_run(r) for c, r in by_c.items()}
-                                                 for mode, by_c in runs.items()}}
+    # Each round's via/direct ratios, so the report shows the spread behind the medians.
+    rounds = {c: [{figure: via[figure] / direct[figure] for figure in ("rps", "p50")}
+                  for via, direct in zip(runs["haproxy"][c], runs["direct"][c])] for c in RECOMMENDED_CONCURRENCY}
+    return {"settings": RECOMMENDED_APP, "rounds": rounds,
+            "wrk": {mode: {c: median_run(r) for c, r in by_c.items()} for mode, by_c in runs.items()}}
 
 
 def median_run(runs):

@@ -2,8 +2,9 @@
 port as a sudo user (`deploy`, key only, `become` for the work), the way the
 Oracle MySQL scenario reaches its host. Cold converge, warm rerun and a HAProxy
 reconfigure, against facts plus as many `ping` tasks over the same connection
-(pipelining and ControlPersist on, as shipped); the warm rerun and that floor
-with Mitogen too."""
+as the warm rerun ran modules on the host (counted in the host's own sudo log:
+every module run with become is one sudo command), with pipelining and
+ControlPersist on, as shipped; the warm rerun and that floor with Mitogen too."""
 import json
 import pathlib
 import subprocess
@@ -62,11 +63,23 @@ class SshHost:
                      env={"ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true", **(env or {})}, cwd=ROOT)
         return time.monotonic() - started, recap(result.stdout)
 
+    def sudo_commands(self):
+        """How many commands sudo has run on the host: with pipelining, one per
+        module run with become (facts included)."""
+        log_lines = run(["docker", "exec", SSH_CONTAINER, "journalctl", "-q", "SYSLOG_IDENTIFIER=sudo", "-o", "cat"]).stdout
+        return sum("COMMAND=" in line for line in log_lines.splitlines())
+
+    def counted_playbook(self, *args, **kwargs):
+        """playbook(), and how many modules it ran on the host with become."""
+        before = self.sudo_commands()
+        seconds, counters = self.playbook(*args, **kwargs)
+        return seconds, counters, self.sudo_commands() - before
+
 
 def baseline_playbook(directory, tasks, module="ansible.builtin.ping"):
-    """Facts, then as many no-op tasks as the warm rerun ran, with become as
-    the site's plays: `ping`, the floor for that many round trips; `debug`,
-    which runs on the controller, Ansible's own cost for that many tasks."""
+    """Facts, then tasks - 1 no-op tasks, with become as the site's plays:
+    `ping`, the floor for that many module runs on the host; `debug`, which
+    runs on the controller, Ansible's own cost for that many tasks."""
     path = pathlib.Path(directory, f"ssh-baseline-{module}.yml")
     path.write_text(json.dumps([{"name": "Baseline", "hosts": "all", "gather_facts": True, "become": True,
                                  "tasks": [{"name": f"No-op {n}", module: {}} for n in range(tasks - 1)]}]))
@@ -80,31 +93,38 @@ def measure_ssh_provisioning():
         cold, _ = host.playbook()
         results = {"warm": [], "reconfigure": [], "baseline_round_trips": [], "baseline_controller": [],
                    "mitogen_warm": [], "mitogen_baseline_round_trips": []}
-        counters = {}
+        counters, module_runs = {}, 0
         for attempt in range(RUNS):
-            seconds, counters = host.playbook()
+            seconds, counters, module_runs = host.counted_playbook()
             results["warm"].append(seconds)
-            log(f"SSH warm rerun {attempt + 1}/{RUNS}: {seconds:.1f}s, changed={counters['changed']}")
+            log(f"SSH warm rerun {attempt + 1}/{RUNS}: {seconds:.1f}s, changed={counters['changed']}, "
+                f"{module_runs} modules run on the host")
         for attempt, maxconn in enumerate([11, 10, 11][:RUNS] + [10] * max(0, RUNS - 3)):
             seconds, _ = host.playbook("--tags", "haproxy", "-e", f"haproxy_server_maxconn={maxconn}")
             results["reconfigure"].append(seconds)
             log(f"SSH haproxy reconfigure {attempt + 1}/{RUNS}: {seconds:.1f}s")
         host.playbook("--tags", "haproxy")  # back to the defaults
+        # The ping floor makes as many module runs as the warm rerun (skipped
+        # and controller-side tasks make none; a template or copy makes two);
+        # the debug play has as many tasks, for Ansible's own cost.
         tasks = counters["ok"] + counters["skipped"]
-        baseline = baseline_playbook(directory, tasks)
+        baseline = baseline_playbook(directory, module_runs)
         controller_only = baseline_playbook(directory, tasks, "ansible.builtin.debug")
         mitogen = mitogen_env()
+        baseline_module_runs = 0
         for _ in range(RUNS):
-            results["baseline_round_trips"].append(host.playbook(playbook_path=baseline)[0])
+            seconds, _, baseline_module_runs = host.counted_playbook(playbook_path=baseline)
+            results["baseline_round_trips"].append(seconds)
             results["baseline_controller"].append(host.playbook(playbook_path=controller_only)[0])
             if mitogen:
                 seconds, mitogen_counters = host.playbook(env=mitogen)
                 results["mitogen_warm"].append(seconds)
                 results["mitogen_baseline_round_trips"].append(host.playbook(playbook_path=baseline, env=mitogen)[0])
-        log(f"SSH baseline ({tasks} tasks): {min(results['baseline_round_trips']):.1f}s; "
+        log(f"SSH baseline ({baseline_module_runs} module runs): {min(results['baseline_round_trips']):.1f}s; "
             f"Mitogen warm {min(results['mitogen_warm'] or [0]):.1f}s")
     run(["docker", "rm", "-f", SSH_CONTAINER], check=False)
     figures = {key: min_median(values) for key, values in results.items() if values}
     figures["cold"] = min_median([cold])
     return {"image": SSH_IMAGE, "figures": figures, "tasks": tasks, "warm_changed": counters["changed"],
+            "module_runs": module_runs, "baseline_module_runs": baseline_module_runs,
             "mitogen_changed": mitogen_counters["changed"] if mitogen else None}
