@@ -122,7 +122,9 @@ def main():
 
     def sample():
         while not stop_sampling.is_set():
-            at = time.time() - t0
+            # Rounded once: the reload's time must equal its sample's, which the
+            # report counts as after the change (a sample rounded below it was not).
+            at = round(time.time() - t0, 3)
             try:
                 pids, current = workers(args.master_socket)
             except (OSError, ValueError, IndexError):
@@ -151,7 +153,7 @@ def main():
                 events["reload_at"] = at
             if events["reload_at"] is not None and events["old_gone_at"] is None and len(pids) == current:
                 events["old_gone_at"] = at
-            samples.append({"t": round(at, 3), "mysql_sessions": int(mysql.value(sessions_query)),
+            samples.append({"t": at, "mysql_sessions": int(mysql.value(sessions_query)),
                             "haproxy_sessions": sessions, "haproxy_queue": queued, "limit": limit,
                             "workers": len(pids), "workers_answered": answered})
             time.sleep(args.interval)
