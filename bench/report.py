@@ -95,22 +95,16 @@ def provisioning_tables(provisioning, knobs):
     return {"provisioning_table": provisioning_table, "roles_table": roles_table, "knobs_table": knobs_table}
 
 
-def ssh_baseline_name(ssh):
-    """The SSH floor: sized by the warm rerun's module runs on the host (as its
-    sudo log counts them), or, in reports before that count, by its tasks."""
-    if "module_runs" not in ssh:
-        return f"baseline: facts + {ssh['tasks'] - 1} `ping` tasks, become"
-    return (f"baseline: facts + {ssh['module_runs'] - 1} `ping` tasks, become ({ssh['baseline_module_runs']} "
-            f"module runs on the host; the warm rerun's: {ssh['module_runs']})")
-
-
 def ssh_table(ssh):
     figures = ssh["figures"]
     baseline = figures["baseline_round_trips"]["min"]
     names = (("cold", "cold converge (fresh host)"),
              ("warm", f"warm rerun (changed={ssh['warm_changed']})"),
              ("reconfigure", "HAProxy reconfigure (--tags haproxy, new maxconn)"),
-             ("baseline_round_trips", ssh_baseline_name(ssh)),
+             # The SSH floor, sized by the warm rerun's module runs on the host (its sudo log counts them).
+             ("baseline_round_trips", f"baseline: facts + {ssh['module_runs'] - 1} `ping` tasks, become "
+                                      f"({ssh['baseline_module_runs']} module runs on the host; "
+                                      f"the warm rerun's: {ssh['module_runs']})"),
              ("baseline_controller", f"facts + {ssh['tasks'] - 1} `debug` tasks (controller only)"),
              ("mitogen_warm", f"Mitogen: warm rerun (changed={ssh['mitogen_changed']})"),
              ("mitogen_baseline_round_trips", "Mitogen: the same baseline"))
@@ -148,12 +142,12 @@ def http_tables(http):
           per_request(recommended["haproxy"][c]),
           int(recommended['haproxy'][c]['errors'] + recommended['direct'][c]['errors'])]
          for c in sorted(recommended["haproxy"])])
-    rounds = http["recommended"].get("rounds")
-    if rounds:
-        def ratios(c, figure):
-            return ", ".join(f"{one_round[figure]:.2f}x" for one_round in rounds[c])
-        recommended_table += "\n\nEach round's via / direct: " + "; ".join(
-            f"c={c}: req/s {ratios(c, 'rps')}, p50 {ratios(c, 'p50')}" for c in sorted(rounds)) + "."
+    rounds = http["recommended"]["rounds"]
+
+    def ratios(c, figure):
+        return ", ".join(f"{one_round[figure]:.2f}x" for one_round in rounds[c])
+    recommended_table += "\n\nEach round's via / direct: " + "; ".join(
+        f"c={c}: req/s {ratios(c, 'rps')}, p50 {ratios(c, 'p50')}" for c in sorted(rounds)) + "."
     pool_table = table(["app settings", "req/s at 8", "p99 at 8 (ms)", "req/s at 32", "p99 at 32 (ms)"],
                        [[size, f"{r[8]['rps']:.0f}", f"{r[8]['p99']:.1f}", f"{r[32]['rps']:.0f}",
                          f"{r[32]['p99']:.1f}"] for size, r in http["pool"].items()])
@@ -213,9 +207,8 @@ def targets_table(provisioning, ssh, http, sql):
          f"{warm / baseline:.1f}x ({warm:.1f}s / {baseline:.1f}s)",
          "yes" if warm <= 3 * baseline else "no"],
         ["warm rerun over SSH as a sudo user at most 10 s (as shipped)",
-         f"{ssh_warm:.1f}s (its floor, facts + pings for its "
-         + (f"{ssh['module_runs']} module runs" if "module_runs" in ssh else f"{ssh['tasks']} tasks")
-         + f": {ssh['figures']['baseline_round_trips']['min']:.1f}s"
+         f"{ssh_warm:.1f}s (its floor, facts + pings for its {ssh['module_runs']} module runs: "
+         f"{ssh['figures']['baseline_round_trips']['min']:.1f}s"
          + (f"; Ansible alone, {ssh['tasks']} tasks on the controller, {controller['min']:.1f}s" if controller else "")
          + (f"; with Mitogen {mitogen['min']:.1f}s" if mitogen else "") + ")",
          "yes" if ssh_warm <= 10 else "no"],
