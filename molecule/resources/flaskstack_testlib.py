@@ -95,10 +95,12 @@ def machine_lock(exclusive):
     """A lock across every test process on this machine: timing-sensitive windows
     take it exclusively, playbook runs (the heavy work) shared, so a measured
     window never overlaps another worker's playbook run or measured window.
-    Windows go first: once one waits, new playbook runs queue behind it."""
+    Windows go first: once one waits, new playbook runs queue behind it.
+    Yields the seconds it waited."""
     if _held:  # this process holds it already (a rerun inside a measured window)
-        yield
+        yield 0.0
         return
+    asked = time.monotonic()
     _LOCK_FILE.parent.mkdir(exist_ok=True)
     with open(_TURNSTILE_FILE, "a") as turnstile, open(_LOCK_FILE, "a") as lock:
         fcntl.flock(turnstile, fcntl.LOCK_EX)
@@ -109,7 +111,7 @@ def machine_lock(exclusive):
             fcntl.flock(turnstile, fcntl.LOCK_UN)
         _held.append(lock)
         try:
-            yield
+            yield time.monotonic() - asked
         finally:
             _held.pop()
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -126,12 +128,31 @@ def run_playbook(*args, inventory=None, extra_inventories=(), playbook="site.yml
     against the scenario's inventory as molecule does, plus any extra inventory sources."""
     inventory = inventory or os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     sources = [option for source in (inventory, *extra_inventories) for option in ("-i", str(source))]
-    # Plain text, whatever the caller's settings (molecule forces colour on).
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
-    with machine_lock(exclusive=False):
+    with machine_lock(exclusive=False) as waited:
         return subprocess.run(
             ["ansible-playbook", *sources, str(PROJECT / "playbooks" / playbook), *args],
-            capture_output=True, text=True, check=False, env=env)
+            capture_output=True, text=True, check=False, env=_playbook_env(waited))
+
+
+def _playbook_env(lock_wait):
+    # Plain text, whatever the caller's settings (molecule forces colour on); the
+    # lock's wait for the run's line in the cost table (callback_plugins/).
+    return {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true",
+            "FLASKSTACK_LOCK_WAIT": f"{lock_wait:.1f}"}
+
+
+def _record_cut_off_run(args, seconds, lock_wait):
+    """The cost table's line for a run killed before Ansible could write it."""
+    log = os.environ.get("FLASKSTACK_RUN_LOG")
+    if log:
+        subset = args[args.index("--limit") + 1] if "--limit" in args else ""
+        tags = args[args.index("--tags") + 1] if "--tags" in args else ""
+        record = {"scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""),
+                  "test": os.environ.get("PYTEST_CURRENT_TEST", ""), "playbook": "site.yml (cut off)",
+                  "hosts": subset, "tags": tags, "check": False, "seconds": round(seconds, 1),
+                  "lock_wait": round(lock_wait, 1), "failed": False}
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
 
 
 def interrupted_playbook(*args, after_change_of):
@@ -140,12 +161,13 @@ def interrupted_playbook(*args, after_change_of):
     moment the task `after_change_of` reports a change: the run never reaches
     its handlers. Returns (output so far, whether the task changed)."""
     inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "false", "ANSIBLE_NOCOLOR": "true"}
     lines, current, cut = [], None, False
-    with machine_lock(exclusive=False):
+    with machine_lock(exclusive=False) as waited:
+        started = time.monotonic()
         process = subprocess.Popen(
             ["ansible-playbook", "-i", inventory, str(PROJECT / "playbooks" / "site.yml"), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_playbook_env(waited),
+            start_new_session=True)
         for line in process.stdout:
             lines.append(line)
             match = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\]", line)
@@ -157,6 +179,8 @@ def interrupted_playbook(*args, after_change_of):
                 break
         process.stdout.close()
         process.wait()
+        if cut:
+            _record_cut_off_run(args, time.monotonic() - started, waited)
     return "".join(lines), cut
 
 

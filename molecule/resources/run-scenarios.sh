@@ -2,14 +2,23 @@
 # Run molecule scenarios side by side (each has its own containers and network),
 # each line prefixed with its scenario's name; fail if any of them failed, and
 # then repeat the failed tests' error and summary lines last, where a CI log's tail shows them.
+# Ends with the cost table: each scenario's wall time and the costliest playbook
+# runs (every run is recorded by callback_plugins/flaskstack_run_cost.py).
 # Usage: run-scenarios.sh SCENARIO...
 set -uo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
+export FLASKSTACK_RUN_LOG="$logs/playbook-runs.jsonl"
+export ANSIBLE_CALLBACK_PLUGINS="$here/callback_plugins${ANSIBLE_CALLBACK_PLUGINS:+:$ANSIBLE_CALLBACK_PLUGINS}"
 pids=()
 for scenario in "$@"; do
-  ( molecule test -s "$scenario" 2>&1 | sed -u "s/^/[$scenario] /" | tee "$logs/$scenario"; exit "${PIPESTATUS[0]}" ) &
+  ( started=$SECONDS
+    molecule test -s "$scenario" 2>&1 | sed -u "s/^/[$scenario] /" | tee "$logs/$scenario"
+    status=${PIPESTATUS[0]}
+    echo "$scenario $((SECONDS - started)) $status" >>"$logs/scenarios.tsv"
+    exit "$status" ) &
   pids+=($!)
 done
 
@@ -18,7 +27,13 @@ for index in "${!pids[@]}"; do
   wait "${pids[$index]}" || failed+=("${@:$((index + 1)):1}")
 done
 # Containers started with cgroup2-init leave empty cgroups behind on a v1 host.
-bash "$(dirname "$0")/cgroup2-cleanup.sh" || true
+bash "$here/cgroup2-cleanup.sh" || true
+
+echo; echo "=== What the scenarios cost"
+python3 "$here/run_costs.py" "$FLASKSTACK_RUN_LOG" "$logs/scenarios.tsv" 10 || true
+echo
+# Kept for a closer look (every run, not only the costliest).
+mkdir -p "$here/../../.cache" && cp "$FLASKSTACK_RUN_LOG" "$logs/scenarios.tsv" "$here/../../.cache/" 2>/dev/null || true
 
 if [ ${#failed[@]} -gt 0 ]; then
   for scenario in "${failed[@]}"; do

@@ -1,0 +1,56 @@
+"""Records what each playbook run of `make test` cost: one JSON line per run
+(scenario, test, playbook, hosts, tags, wall seconds, seconds it waited for the
+test machine's lock) in $FLASKSTACK_RUN_LOG. run-scenarios.sh sets that and
+this plugin's path; run_costs.py prints the costliest runs. Not enabled
+anywhere else: without FLASKSTACK_RUN_LOG it does nothing."""
+import json
+import os
+import time
+
+from ansible import context
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = """
+name: flaskstack_run_cost
+type: aggregate
+short_description: one line per playbook run with its wall time, for the test suite's cost table
+description: Appends a JSON line per playbook run to the file named by FLASKSTACK_RUN_LOG.
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "flaskstack_run_cost"
+    # Loaded wherever its folder is on the callback path: run-scenarios.sh puts it there.
+    CALLBACK_NEEDS_ENABLED = False
+
+    def __init__(self):
+        super().__init__()
+        self._started = time.monotonic()
+        self._playbook = None
+
+    def v2_playbook_on_start(self, playbook):
+        self._started = time.monotonic()
+        self._playbook = os.path.basename(playbook._file_name)
+
+    def v2_playbook_on_stats(self, stats):
+        log = os.environ.get("FLASKSTACK_RUN_LOG")
+        if not log:
+            return
+        args = context.CLIARGS
+        record = {
+            "scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""),
+            # pytest names the test (and its phase) in the environment the run inherits;
+            # molecule's own runs (converge, idempotence) have none.
+            "test": os.environ.get("PYTEST_CURRENT_TEST", "molecule"),
+            "playbook": self._playbook,
+            "hosts": args.get("subset") or ",".join(sorted(stats.processed)),
+            "tags": ",".join(t for t in args.get("tags", ()) if t != "all"),
+            "check": bool(args.get("check")),
+            "seconds": round(time.monotonic() - self._started, 1),
+            "lock_wait": float(os.environ.get("FLASKSTACK_LOCK_WAIT", 0)),
+            "failed": bool(stats.failures or stats.dark),
+        }
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")

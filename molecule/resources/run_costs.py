@@ -1,0 +1,53 @@
+"""The cost table printed at the end of `make test`: each scenario's wall time,
+then the costliest playbook runs (callback_plugins/flaskstack_run_cost.py wrote
+one JSON line per run). Usage: run_costs.py RUNS.jsonl SCENARIOS.tsv [COUNT]
+(SCENARIOS.tsv: a scenario, its seconds and its exit status per line)."""
+import collections
+import json
+import sys
+
+
+def read_runs(path):
+    try:
+        with open(path, encoding="utf-8") as lines:
+            return [json.loads(line) for line in lines if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def minutes(seconds):
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def table(runs, scenarios, count=10):
+    """The report's lines: per scenario its wall time, its playbook runs and their
+    sum; then the `count` costliest runs, with the lock wait apart."""
+    lines = ["scenario       wall     playbook runs  their time  lock waits"]
+    by_scenario = collections.defaultdict(list)
+    for run in runs:
+        by_scenario[run["scenario"]].append(run)
+    for name, seconds, status in scenarios:
+        own = by_scenario.get(name, [])
+        lines.append(f"{name:<14} {minutes(seconds):>8} {len(own):>10}  {minutes(sum(r['seconds'] for r in own)):>10}"
+                     f"  {minutes(sum(r['lock_wait'] for r in own)):>10}{'' if status == 0 else '  FAILED'}")
+    lines.append("")
+    lines.append(f"the {count} costliest playbook runs (seconds; lock: seconds waited before it started)")
+    for run in sorted(runs, key=lambda r: r["seconds"], reverse=True)[:count]:
+        what = run["test"].split("::")[-1] if run["test"] != "molecule" else "molecule's own run"
+        options = " ".join(part for part in (f"--tags {run['tags']}" if run["tags"] else "",
+                                             "--check" if run["check"] else "") if part)
+        lines.append(f"{run['seconds']:7.1f}  lock {run['lock_wait']:5.1f}  {run['scenario']:<13} "
+                     f"{run['hosts']:<12} {options:<24} {what}")
+    return lines
+
+
+def main(argv):
+    runs = read_runs(argv[1])
+    with open(argv[2], encoding="utf-8") as rows:
+        scenarios = [(name, float(seconds), int(status))
+                     for name, seconds, status in (row.split() for row in rows if row.strip())]
+    print("\n".join(table(runs, scenarios, int(argv[3]) if len(argv) > 3 else 10)))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
