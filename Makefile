@@ -9,10 +9,12 @@ PYTHON := $(shell for v in 3.13 3.12 3.11; do python$$v -c '' >/dev/null 2>&1 &&
 endif
 VENV ?= .venv
 DEMO_CONTAINER ?= flaskstack-demo
-DEMO_IMAGE ?= flaskstack/systemd:debian11
+# The demo's image (tag:suite), built alone: a supported Debian release.
+DEMO_IMAGE_ENTRY ?= debian12:bookworm
+DEMO_IMAGE = flaskstack/systemd:$(firstword $(subst :, ,$(DEMO_IMAGE_ENTRY)))
 # tag:suite[:variant]. sid-ssh: Debian unstable (Oracle MySQL's mysql-server),
 # reached over SSH as a sudo user (molecule/oracle-mysql).
-IMAGES := debian11:bullseye debian12:bookworm debian13:trixie sid-ssh:sid:ssh
+IMAGES := debian12:bookworm debian13:trixie sid-ssh:sid:ssh
 
 BIN := $(abspath $(VENV))/bin
 # molecule calls ansible-config and friends: the venv's tools must come first.
@@ -68,9 +70,9 @@ lint: venv
 	$(BIN)/python scripts/readme_variables.py --check
 
 unit: venv
-	pytest -q playbooks/tests roles/*/tests scripts/tests
+	pytest -q playbooks/tests roles/*/tests scripts/tests molecule/resources/tests
 
-# The scenarios side by side: the stack on one host (Debian 11, 12 and 13, MariaDB),
+# The scenarios side by side: the stack on one host (Debian 12 and 13, MariaDB),
 # on Oracle MySQL over SSH as a sudo user (with a reboot), and its tiers on four
 # hosts (db1, lb1, app1, app2).
 molecule: collections images
@@ -85,7 +87,8 @@ test:
 
 # No remote user for the container: its default (root) applies, and the docker
 # connection skips the two `docker version` calls it makes per task otherwise.
-demo: collections images
+demo: collections docker
+	@bash molecule/resources/build-images.sh $(DEMO_IMAGE_ENTRY)
 	@docker rm -f $(DEMO_CONTAINER) >/dev/null 2>&1 || true
 	docker run -d --name $(DEMO_CONTAINER) --hostname stack1 $(DOCKER_SYSTEMD_FLAGS) $(DEMO_IMAGE) >/dev/null
 	ansible-playbook playbooks/site.yml \

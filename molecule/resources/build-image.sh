@@ -6,11 +6,11 @@
 # sudo user `deploy` (passwordless sudo, key only) whose authorized key is read
 # from /etc/ssh/authorized_keys/deploy, which the test run mounts (a key made
 # per run, never in the image).
-# Usage: build-image.sh SUITE IMAGE [ssh]   (e.g. bullseye flaskstack/systemd:debian11)
+# Usage: build-image.sh SUITE IMAGE [ssh]   (e.g. bookworm flaskstack/systemd:debian12)
 set -euo pipefail
 
-suite=${1:?suite, e.g. bullseye}
-image=${2:?image name, e.g. flaskstack/systemd:debian11}
+suite=${1:?suite, e.g. bookworm}
+image=${2:?image name, e.g. flaskstack/systemd:debian12}
 variant=${3:-}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}

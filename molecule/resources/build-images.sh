@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the test images side by side (debootstrap waits on the network more
 # than on the CPU), each line prefixed with its image; fail if any failed.
-# Usage: build-images.sh TAG:SUITE[:VARIANT]...   (e.g. debian11:bullseye sid-ssh:sid:ssh)
+# Usage: build-images.sh TAG:SUITE[:VARIANT]...   (e.g. debian12:bookworm sid-ssh:sid:ssh)
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -15,6 +15,7 @@ import subprocess
 import time
 
 import pytest
+import testinfra
 import yaml
 
 from haproxy_stat import parse_show_stat
@@ -79,6 +80,26 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("what the tests measured")
         for message in seen:
             terminalreporter.write_line(message)
+
+
+# --- Which host a test drives ------------------------------------------------------------
+
+def _scenario_hosts(config):
+    """Every host of the scenario's inventory, in testinfra's order."""
+    hosts = testinfra.get_hosts([None], connection="ansible", sudo=config.option.sudo,
+                                ansible_inventory=config.option.ansible_inventory)
+    return sorted(hosts, key=lambda host: host.backend.get_pytest_id())
+
+
+@pytest.fixture(scope="module")
+def host(request, _testinfra_host):
+    """testinfra's host; with --spread-over-hosts (the scenario's conftest), the
+    one this pytest-xdist worker drives (gw0 the first, gw1 the second...)."""
+    if not request.config.getoption("spread_over_hosts"):
+        return _testinfra_host
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    hosts = _scenario_hosts(request.config)
+    return hosts[worker % len(hosts)]
 
 
 # --- One machine, shared by parallel test workers ------------------------------------

@@ -1,7 +1,9 @@
 """Run on a test host, in the background: GET /todos over the app's ports, one
 after another, about 20 a second per stream, until a stop file appears (or a
 time limit passes). Then write one JSON object to the result file: how many
-requests were made and the status of every one that did not answer 200.
+requests were made and the status of every one that did not answer 200, with
+when its answer came (seconds since the start, and the Unix time, to set
+beside a playbook run's task times).
 Several streams at once keep more than one of an instance's pooled connections
 busy, so requests keep needing new logins.
 
@@ -35,7 +37,8 @@ def stream(offset):
         except OSError as exc:
             status = str(exc)
         if status != 200:
-            failures.append({"at": round(time.monotonic() - started, 2), "port": port, "status": status})
+            failures.append({"at": round(time.monotonic() - started, 2), "wall": round(time.time(), 2),
+                             "port": port, "status": status})
         count += 1
         time.sleep(0.05)
     counts.append(count)

@@ -1,6 +1,11 @@
 """Fixtures for the single-host scenario: `stack`, the whole stack on one test
 host (molecule/resources/flaskstack_testlib.py, shared with the multi-host
-scenario). With pytest-xdist, each platform's tests run in a worker of their own."""
+scenario). With pytest-xdist, each platform's tests run in a worker of their own.
+
+With --spread-over-hosts (the Oracle MySQL scenario: identical hosts, one
+flavour), each test runs once, on whichever host is free: a worker per host,
+each taking the next test (or the next module, where its tests share a costly
+module fixture) when it is done with the last."""
 import pathlib
 import re
 import sys
@@ -9,14 +14,24 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
 # The observe fixture and its report at the end of the run, for this scenario too.
-from flaskstack_testlib import Stack, observe, pytest_terminal_summary  # noqa: E402,F401
+from flaskstack_testlib import Stack, host, observe, pytest_terminal_summary  # noqa: E402,F401
+
+
+# Modules whose tests share no costly module fixture: spread test by test.
+SPREAD_BY_TEST = ("test_stack.py", "test_security_and_faults.py")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--spread-over-hosts", action="store_true",
+                     help="run each test once, on whichever test host is free (one xdist worker per host)")
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """One unit of work per test host ("[ansible://debian11...]" in the test's
+    """One unit of work per test host ("[ansible://debian12...]" in the test's
     id, up to the first '-'), so a host's tests run in order, in one worker,
     while the hosts run side by side. (xdist's own loadgroup does not group
-    with pytest 9 here: measured.)"""
+    with pytest 9 here: measured.) Spread over hosts: a unit per module, or per
+    test in SPREAD_BY_TEST, handed to whichever worker is free."""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByTestHost(LoadScopeScheduling):
@@ -24,7 +39,13 @@ def pytest_xdist_make_scheduler(config, log):
             match = re.search(r"\[ansible://([^\]-]+)", nodeid)
             return match.group(1) if match else nodeid
 
-    return ByTestHost(config, log)
+    class ByModuleOrTest(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module, _, test = nodeid.partition("::")
+            return nodeid.split("[")[0] if module.endswith(SPREAD_BY_TEST) else module
+
+    spread = config.getoption("spread_over_hosts")
+    return (ByModuleOrTest if spread else ByTestHost)(config, log)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +77,17 @@ def pytest_collection_modifyitems(config, items):
     """Run each platform_independent or host_independent test on one test host
     only, the hosts taking turns (the first such test on the first platform of
     molecule.yml, the next on the second...), so that no worker carries them
-    all. Deterministic, as pytest-xdist requires of every worker."""
+    all. Spread over hosts, every test runs once: the first host's copy is
+    kept, named without a host (the `host` fixture picks the worker's).
+    Deterministic, as pytest-xdist requires of every worker."""
     hosts = list(dict.fromkeys(name for name in map(_test_host, items) if name))
+    if config.getoption("spread_over_hosts") and hosts:
+        kept = [item for item in items if _test_host(item) in (hosts[0], None)]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        for item in kept:
+            item._nodeid = re.sub(rf"ansible://{re.escape(hosts[0])}-?", "", item.nodeid).replace("[]", "")
+        items[:] = kept
+        return
     chosen_host, keep, deselected = {}, [], []
     for item in items:
         name = _test_host(item)

@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME,
-                                MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATUS_COMMAND,
+                                CHECK_PORT, MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATUS_COMMAND,
                                 changed_tasks, failure_message, recap, run_script, wait_for)
 
 PROBE_SCRIPT = pathlib.Path(__file__).parent / "http_probe.py"
@@ -204,8 +204,12 @@ def test_http_entry_point_balances_every_gunicorn_instance(stacks, address, obse
 
 
 def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, address, observe):
+    """app2's second instance stopped while app1 sends requests through lb1:
+    HAProxy marks it DOWN within its checks' bound, sends it nothing more, and
+    not one request fails."""
     lb, app2 = stacks["lb1"], stacks["app2"]
     stopped = f"app2-{APP_PORTS[1]}"
+    probe_seconds, down_bound = 20, 10  # checks every 2 s, three failures: DOWN within about 6 s
 
     def counters():
         """Per instance: connections HAProxy sent it (stot), failed connects (econ)."""
@@ -214,27 +218,28 @@ def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, a
                 for server in INSTANCES}
 
     assert lb.server(stopped, HTTP_NAME)["status"] == "UP"
-    outcome = {}
+    outcome, before_probe = {}, counters()
     prober = threading.Thread(target=lambda: outcome.update(
-        results=probe(stacks["app1"], f"http://{address['lb1']}/todos", seconds=16)))
+        results=probe(stacks["app1"], f"http://{address['lb1']}/todos", seconds=probe_seconds)))
     prober.start()
-    time.sleep(3)
-    app2.host.check_output("systemctl stop flaskapp@%s", str(APP_PORTS[1]))
-    stopped_at = 3
     try:
-        # Health checks every 2s, three failures to mark it DOWN: gone well within 8s.
-        time.sleep(8)
+        # The probe's requests are reaching the instance about to stop.
+        assert wait_for(lambda: counters()[stopped][0] > before_probe[stopped][0], 10, interval=0.2) is not None, \
+            "the probe's requests never reached the instance"
+        app2.host.check_output("systemctl stop flaskapp@%s", str(APP_PORTS[1]))
+        went_down = wait_for(lambda: lb.server(stopped, HTTP_NAME)["status"].startswith("DOWN"), down_bound,
+                             interval=0.2)
         after_down = counters()
-        assert lb.server(stopped, HTTP_NAME)["status"].startswith("DOWN")
+        assert went_down is not None, f"{stopped} not marked DOWN within {down_bound} s of its stop"
+        # The probe goes on long enough for the others to serve after it.
+        assert prober.is_alive(), "the probe ended before the instance was marked DOWN"
         prober.join()
         at_end = counters()
         results = outcome["results"]
         statuses = [status for _, status, _ in results]
-        before = {server for t, _, server in results if t < stopped_at}
-        observe(f"{len(results)} requests, statuses {set(statuses)}; stopped {stopped} at {stopped_at}s; "
-              f"HAProxy's (sessions, failed connects) per instance {stopped_at + 8}s on: {after_down}, "
-              f"at the end: {at_end}")
-        assert stopped in before
+        observe(f"{len(results)} requests, statuses {set(statuses)}; {stopped} DOWN {went_down:.1f} s after its "
+                f"stop; HAProxy's (sessions, failed connects) per instance then: {after_down}, at the end: {at_end}")
+        assert stopped in {server for _, _, server in results}
         assert set(statuses) == {200}, [r for r in results if r[1] != 200]
         # HAProxy's own counters: once DOWN, the stopped instance was sent
         # nothing (not even a connect that failed), the others kept serving.
@@ -243,6 +248,7 @@ def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, a
             assert at_end[server][0] > after_down[server][0], server
         assert lb.server(stopped, HTTP_NAME)["status"].startswith("DOWN")
     finally:
+        prober.join()
         app2.host.check_output("systemctl start flaskapp@%s", str(APP_PORTS[1]))
     # Back in rotation once its checks pass again.
     assert wait_for(lambda: lb.server(stopped, HTTP_NAME)["status"] == "UP", timeout=15) is not None
@@ -394,6 +400,31 @@ def test_the_budget_counts_every_proxy_host_even_those_the_run_leaves_out(stacks
     assert recap(result.stdout, "lb1")["changed"] == 0
 
 
+class ChecksSince:
+    """How many checks the database host answered since the first call, the
+    test's own asks (each one counted as a check) left out."""
+
+    def __init__(self):
+        self.first, self.asked = None, 0
+
+    def __call__(self, lb, db_address):
+        _, answered = lb.login_check(db_address)
+        if self.first is None:
+            self.first = answered
+        self.asked += 1
+        # Answered before this ask: the first count, every earlier ask of ours, and HAProxy's.
+        return answered - self.first - (self.asked - 1)
+
+
+def test_the_check_answers_the_proxy_host_and_refuses_the_others(stacks, address):
+    """db1's check listens on the tiers' network; its allow-list holds lb1 alone,
+    so app1, on the same network, is refused before anything is checked."""
+    asked = {name: stacks[name].host.run("curl -s -o /dev/null -w '%%{http_code}' --max-time 5 http://%s:%s/",
+                                         address["db1"], str(CHECK_PORT)).stdout
+             for name in ("lb1", "app1")}
+    assert asked == {"lb1": "200", "app1": "403"}, asked
+
+
 def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, observe):
     """db1 resolves client names and blocks a host after a few failed handshakes
     (molecule/multi-host/group_vars/mysql.yml); lb1 checks it every 100 ms for
@@ -404,10 +435,12 @@ def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, 
     assert db.root_sql("SELECT @@skip_name_resolve, @@max_connect_errors").split() == \
         ["0", str(SCENARIO_MYSQL["mysql_max_connect_errors"])]
     interval = SCENARIO_HAPROXY["haproxy_server_check_interval"]
-    # The harm first: checks go on, nothing counts against lb1, and a new
-    # connection from lb1 to db1 (the app's pool keeps its own open) logs in.
+    # The harm first: checks go on (thirty more of them), nothing counts against
+    # lb1, and a new connection from lb1 to db1 (the app's pool keeps its own open) logs in.
     aborted = db.mysql_status("Aborted_connects")
-    time.sleep(3)
+    checks_since = ChecksSince()
+    assert wait_for(lambda: checks_since(lb, address["db1"]) >= 30, 30, interval=0.5) is not None, \
+        "lb1's checks of db1 are not running"
     answer = connect_as_app(stacks["app1"], address["lb1"], PROXY_PORT)
     assert answer == "connected", answer
     assert db.mysql_status("Aborted_connects") == aborted, "a check counted as an aborted connect"
@@ -415,10 +448,10 @@ def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, 
     wanted = 3600
     assert wait_for(lambda: lb.login_check(address["db1"])[1] >= wanted, 300, interval=10) is not None, \
         f"fewer than {wanted} checks of db1 in 5 minutes at {interval}"
-    _, before = lb.login_check(address["db1"])
-    time.sleep(2)
+    checks_since = ChecksSince()
+    assert wait_for(lambda: checks_since(lb, address["db1"]) > 5, 10, interval=0.5) is not None, \
+        "lb1's checks of db1 stopped"
     _, checks = lb.login_check(address["db1"])
-    assert checks - before > 5, "lb1's checks of db1 stopped"
     answer = connect_as_app(stacks["app1"], address["lb1"], PROXY_PORT)
     observe(f"[multi-host] {checks} checks of db1 from lb1 at {interval} (about {checks * 2 / 3600:.1f} h at 2 s), "
             f"max_connect_errors {SCENARIO_MYSQL['mysql_max_connect_errors']}: a new login through lb1: {answer}")

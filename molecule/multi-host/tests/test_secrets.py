@@ -1,5 +1,6 @@
 """The stack's generated password belongs to the controller that deployed it: a
 controller without it must not make a new one and lock the running app out."""
+import datetime
 import re
 import secrets
 import time
@@ -8,6 +9,8 @@ from flaskstack_testlib import changed_tasks, extra_vars_args, failure_message, 
 
 ACCOUNT_CHANGED = "TASK [mysql : Create the application account]"
 APPLIED = "TASK [flaskapp : Note that the app runs with the current settings]"
+# A request that failed just before the app's restart is answered a moment later.
+ANSWER_SLACK = 1.0
 
 
 def test_a_controller_without_the_password_refuses_to_replace_it(stacks, tmp_path):
@@ -28,36 +31,58 @@ def test_a_controller_without_the_password_refuses_to_replace_it(stacks, tmp_pat
     assert "mysql : Create the application account" in changed_tasks(asked.stdout)
 
 
-def started_at(output, header):
-    """Seconds into the run at which a task (its header line) started, from the
-    profile_tasks line that follows it."""
+PROFILE_LINE = re.compile(r"^\w+ (\d+ \w+ \d{4}) +(\d\d:\d\d:\d\d [+-]\d{4}) \(.*\) +(\d+):(\d\d):(\d\d\.\d+) \*+\s*$")
+
+
+def task_start_times(output):
+    """{task header: Unix time it started}, from the lines profile_tasks prints
+    under each header: a wall clock to the second, and the seconds since the
+    run began to the millisecond. The run's start is the latest of (wall -
+    elapsed) over every line, which pins it well within a second."""
+    starts, elapsed_of = [], {}
     lines = output.splitlines()
-    index = next(i for i, line in enumerate(lines) if line.startswith(header))
-    hours, minutes, seconds = re.search(r"(\d+):(\d\d):(\d\d\.\d+) \*+\s*$", lines[index + 1]).groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    for header, line in zip(lines, lines[1:]):
+        match = PROFILE_LINE.match(line)
+        if not match:
+            continue
+        day, clock, hours, minutes, seconds = match.groups()
+        wall = datetime.datetime.strptime(f"{day} {clock}", "%d %B %Y %H:%M:%S %z").timestamp()
+        elapsed = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        starts.append(wall - elapsed)
+        if header.startswith(("TASK [", "RUNNING HANDLER [")):
+            elapsed_of.setdefault(header.split("]")[0] + "]", elapsed)
+    assert starts, "no profile_tasks lines in the run's output"
+    run_started = max(starts)
+    return {header: run_started + elapsed for header, elapsed in elapsed_of.items()}
 
 
 def test_a_new_password_on_mariadb_fails_new_logins_for_a_measured_window(stacks, address, observe):
     """MariaDB has no second password: from the moment db1 takes the new one
     until the app instances restart with it, the app's new logins fail (its
     pooled connections, already logged in, go on). The window is measured from
-    the run's own task times, and its cost under traffic through lb1 (three
-    streams against pools of one, so new logins keep happening)."""
+    the run's own task times; under traffic through lb1 (six streams against
+    pools of one: new logins all the time), requests fail inside it, and only
+    inside it."""
     new_password = "rotated" + secrets.token_hex(12)
     for label, extra_vars in (("to a new password", {"vault_flaskstack_db_password": new_password}),
                               ("back", {})):
-        with stacks["app1"].steady_reads(address=address["lb1"], ports=[80], streams=3) as reads:
+        with stacks["app1"].steady_reads(address=address["lb1"], ports=[80], streams=6) as reads:
             started = time.monotonic()
             run = run_playbook(*extra_vars_args(extra_vars))
             took = time.monotonic() - started
         assert run.returncode == 0, run.stdout[-3000:]
-        window = started_at(run.stdout, APPLIED) - started_at(run.stdout, ACCOUNT_CHANGED)
+        starts = task_start_times(run.stdout)
+        opened, closed = starts[ACCOUNT_CHANGED], starts[APPLIED]
         failures = reads["failures"]
+        inside = [f for f in failures if opened <= f["wall"] <= closed + ANSWER_SLACK]
         observe(f"[db1] MariaDB, password rotated {label} by a {took:.0f} s run: new logins refused for "
-                f"{window:.0f} s (account changed to app restarted); {len(failures)} of {reads['requests']} "
-                f"requests failed")
-        # Every failure is the database refusing a login (503), never anything else, and the
-        # window closes within the run: the app answers once it runs with the new password.
+                f"{closed - opened:.1f} s (account changed to app restarted); {len(failures)} of "
+                f"{reads['requests']} requests failed, {len(inside)} of them inside that window")
+        # The database refusing a login (503), never anything else, inside the
+        # window and never outside it; the app answers once it runs the new password.
         assert {failure["status"] for failure in failures} <= {503}, failures[:5]
-        assert 0 < window < took
+        assert 0 < closed - opened < took
+        assert inside, f"no request failed between {opened:.2f} and {closed:.2f}: the window is not the one measured"
+        assert inside == failures, [dict(f, since_opened=round(f["wall"] - opened, 2))
+                                    for f in failures if f not in inside][:5]
         assert stacks["app1"].http("/todos", address=address["lb1"], port=80).status == 200

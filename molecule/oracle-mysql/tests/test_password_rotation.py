@@ -5,13 +5,16 @@ playbook's last play discards it. A run cut off in between leaves a stack that
 works, and the next run finishes the rotation.
 
 The traffic goes through HAProxy's HTTP entry point (on for these tests, port
-8080), which routes around the instance being restarted, so what is measured is
-the password's effect, not the restart's."""
+8080), which routes around the instance being restarted and retries a request
+an instance dropped, so a request's success alone would not prove the password
+carried it: MySQL's own counters do. Through the rotation, the app's account
+logs in again and again (three streams against pools of one, and the restarts)
+and MySQL refuses no login."""
 import secrets
 
 import pytest
 
-from flaskstack_testlib import APP_ENV_FILE, changed_tasks, wait_for
+from flaskstack_testlib import APP_ENV_FILE, DB_USER, changed_tasks, wait_for
 
 HTTP_ENTRY = {"haproxy_http_enabled": True, "haproxy_http_bind_port": 8080}
 HTTP_NAME = "flaskapp"
@@ -21,6 +24,22 @@ DISCARD = "mysql : Discard the old password"
 RESTART = "flaskapp : Restart the app"
 SECOND_PASSWORDS = ("SELECT COUNT(*) FROM mysql.user WHERE "
                     "JSON_EXTRACT(User_attributes, '$.additional_password') IS NOT NULL")
+APP_LOGINS = f"SELECT COALESCE(SUM(TOTAL_CONNECTIONS), 0) FROM performance_schema.accounts WHERE USER = '{DB_USER}'"
+
+
+def logins(stack):
+    """(the app account's logins, logins MySQL refused), as MySQL counts them."""
+    return int(stack.root_sql(APP_LOGINS)), stack.mysql_status("Aborted_connects")
+
+
+def rerun_under_traffic(stack, **extra_vars):
+    """A rerun while three streams read through the HTTP entry point: (the run,
+    the reads' result, the app's logins meanwhile, logins refused meanwhile)."""
+    logins_before, refused_before = logins(stack)
+    with stack.steady_reads(ports=[8080], streams=3) as reads:
+        run = stack.rerun(**HTTP_ENTRY, **extra_vars)
+    logins_after, refused_after = logins(stack)
+    return run, reads, logins_after - logins_before, refused_after - refused_before
 
 
 def logs_in(stack, env_file):
@@ -57,26 +76,27 @@ def test_a_new_password_reaches_the_app_with_no_failed_request(stack, http_entry
     assert stack.http("/todos").status == 200
     assert stack.root_sql(SECOND_PASSWORDS).strip() == "1"
 
-    # The next run finishes the rotation under traffic (three streams: new logins all along).
-    with stack.steady_reads(ports=[8080], streams=3) as reads:
-        rotation = stack.rerun(**HTTP_ENTRY, vault_flaskstack_db_password=new_password)
+    # The next run finishes the rotation under traffic.
+    rotation, reads, app_logins, refused = rerun_under_traffic(stack, vault_flaskstack_db_password=new_password)
     assert rotation.returncode == 0, rotation.stdout[-3000:]
     changed = changed_tasks(rotation.stdout)
     assert RESTART in changed and DISCARD in changed, changed
     observe(f"[{stack.name}] Oracle MySQL, password rotated by rerun under traffic: {reads['requests']} requests "
-            f"in {reads['seconds']} s, {len(reads['failures'])} failed")
+            f"in {reads['seconds']} s, {len(reads['failures'])} failed; the app logged in {app_logins} times, "
+            f"MySQL refused {refused} logins")
     assert reads["requests"] > 100 and reads["failures"] == [], reads["failures"][:5]
+    assert app_logins > 0 and refused == 0
     assert stack.root_sql(SECOND_PASSWORDS).strip() == "0"
     assert not logs_in(stack, OLD_ENV)
     assert logs_in(stack, APP_ENV_FILE)
 
     # Back to the inventory's password, in one run, the same way.
-    with stack.steady_reads(ports=[8080], streams=3) as back:
-        restored = stack.rerun(**HTTP_ENTRY)
+    restored, back, app_logins, refused = rerun_under_traffic(stack)
     assert restored.returncode == 0, restored.stdout[-3000:]
     assert RETAIN in changed_tasks(restored.stdout)
     observe(f"[{stack.name}] Oracle MySQL, rotated back: {back['requests']} requests in {back['seconds']} s, "
-            f"{len(back['failures'])} failed")
+            f"{len(back['failures'])} failed; the app logged in {app_logins} times, MySQL refused {refused} logins")
     assert back["requests"] > 100 and back["failures"] == [], back["failures"][:5]
+    assert app_logins > 0 and refused == 0
     assert logs_in(stack, OLD_ENV)
     assert stack.root_sql(SECOND_PASSWORDS).strip() == "0"

@@ -1,0 +1,36 @@
+import json
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from run_costs import main, table  # noqa: E402
+
+
+def run(seconds, scenario="oracle-mysql", test="molecule", tags="", lock_wait=0.0, hosts="debiansid1"):
+    return {"scenario": scenario, "test": test, "playbook": "site.yml", "hosts": hosts, "tags": tags,
+            "check": False, "seconds": seconds, "lock_wait": lock_wait, "failed": False}
+
+
+def test_scenarios_show_wall_time_runs_and_their_sum():
+    runs = [run(100.0), run(50.5, lock_wait=12.0), run(30.0, scenario="default")]
+    lines = table(runs, [("default", 600, 0), ("oracle-mysql", 1230, 1)])
+    assert lines[1].split() == ["default", "10m00s", "1", "0m30s", "0m00s"]
+    assert lines[2].split() == ["oracle-mysql", "20m30s", "2", "2m30s", "0m12s", "FAILED"]
+
+
+def test_the_costliest_runs_come_first_named_by_their_test():
+    runs = [run(10.0), run(300.0, test="tests/test_stack.py::test_x (call)", tags="mysql"), run(40.0)]
+    lines = table(runs, [("oracle-mysql", 400, 0)], count=2)
+    costliest = lines[lines.index("") + 2:]
+    assert len(costliest) == 2
+    assert costliest[0].split()[0] == "300.0" and "--tags mysql" in costliest[0]
+    assert costliest[0].endswith("test_x (call)")
+    assert costliest[1].split()[0] == "40.0" and costliest[1].endswith("molecule's own run")
+
+
+def test_main_reads_the_files_make_test_leaves(tmp_path, capsys):
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (run(12.5), run(7.0))))
+    (tmp_path / "scenarios.tsv").write_text("oracle-mysql 61 0\n")
+    main(["run_costs.py", str(tmp_path / "runs.jsonl"), str(tmp_path / "scenarios.tsv")])
+    out = capsys.readouterr().out
+    assert "oracle-mysql" in out and "1m01s" in out and "12.5" in out
