@@ -63,7 +63,7 @@ docker:
 images: docker
 	@bash molecule/resources/build-images.sh $(IMAGES)
 
-# yamllint, ansible-lint, and the README's variable tables against the argument specs.
+# yamllint, ansible-lint, and each role's README variable table against its argument specs.
 lint: venv
 	yamllint .
 	ansible-lint

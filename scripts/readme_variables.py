@@ -1,9 +1,10 @@
-"""The README's variable tables, generated from each role's meta/argument_specs.yml.
+"""Each role's variable table, generated from its meta/argument_specs.yml into its README.
 
-    python scripts/readme_variables.py          rewrite the tables in README.md
-    python scripts/readme_variables.py --check  fail if README.md disagrees with the specs (make lint)
+    python scripts/readme_variables.py          rewrite the tables in roles/<role>/README.md
+    python scripts/readme_variables.py --check  fail if a role's README disagrees with its specs (make lint)
 
-Each table sits between `<!-- variables: ROLE -->` and `<!-- end variables: ROLE -->`.
+Each table sits in roles/<role>/README.md between `<!-- variables: ROLE -->` and
+`<!-- end variables: ROLE -->`; the rest of the README is written by hand.
 """
 import argparse
 import pathlib
@@ -13,8 +14,11 @@ import sys
 import yaml
 
 PROJECT = pathlib.Path(__file__).resolve().parents[1]
-README = PROJECT / "README.md"
 ROLES = ("mysql", "haproxy", "flaskapp")
+
+
+def readme(role):
+    return PROJECT / "roles" / role / "README.md"
 
 
 def options(role):
@@ -39,28 +43,37 @@ def table(role):
     return "\n".join(rows)
 
 
-def render(readme):
-    for role in ROLES:
-        pattern = re.compile(rf"(<!-- variables: {role} -->\n).*?(<!-- end variables: {role} -->)", re.DOTALL)
-        if not pattern.search(readme):
-            raise SystemExit(f"README.md has no <!-- variables: {role} --> ... <!-- end variables: {role} --> block")
-        readme = pattern.sub(lambda match, role=role: match.group(1) + table(role) + "\n" + match.group(2), readme)
-    return readme
+def render(role, text):
+    """The README's text with the role's table regenerated between its markers."""
+    pattern = re.compile(rf"(<!-- variables: {role} -->\n).*?(<!-- end variables: {role} -->)", re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"{readme(role).relative_to(PROJECT)} has no "
+                         f"<!-- variables: {role} --> ... <!-- end variables: {role} --> block")
+    return pattern.sub(lambda match: match.group(1) + table(role) + "\n" + match.group(2), text)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if README.md disagrees with the specs")
-    current = README.read_text()
-    wanted = render(current)
-    if parser.parse_args().check:
-        if wanted != current:
-            sys.exit("README.md's variable tables disagree with meta/argument_specs.yml: "
+    parser.add_argument("--check", action="store_true", help="fail if a role's README disagrees with its specs")
+    check = parser.parse_args().check
+    stale = []
+    for role in ROLES:
+        path = readme(role)
+        if not path.is_file():
+            sys.exit(f"{path.relative_to(PROJECT)} is missing: each role's README holds its variable table")
+        current = path.read_text()
+        wanted = render(role, current)
+        if wanted == current:
+            continue
+        stale.append(str(path.relative_to(PROJECT)))
+        if not check:
+            path.write_text(wanted)
+            print(f"{stale[-1]}: variable table rewritten")
+    if check:
+        if stale:
+            sys.exit(f"{', '.join(stale)}: the variable table disagrees with meta/argument_specs.yml: "
                      "run python scripts/readme_variables.py")
-        print("README.md's variable tables match the argument specs")
-    elif wanted != current:
-        README.write_text(wanted)
-        print("README.md: variable tables rewritten")
+        print("every role's README matches its argument specs")
 
 
 if __name__ == "__main__":
