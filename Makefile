@@ -72,11 +72,11 @@ lint: venv
 unit: venv
 	pytest -q playbooks/tests roles/*/tests scripts/tests molecule/resources/tests
 
-# The scenarios side by side: the stack on one host (Debian 12 and 13, MariaDB),
-# on Oracle MySQL over SSH as a sudo user (with a reboot), and its tiers on four
-# hosts (db1, lb1, app1, app2).
+# The scenarios side by side: on Oracle MySQL over SSH as a sudo user (two hosts,
+# with a reboot: the critical path, named first), the stack on one host (Debian 12
+# and 13, MariaDB), and its tiers on four hosts (db1, lb1, app1, app2).
 molecule: collections images
-	@bash molecule/resources/run-scenarios.sh default oracle-mysql multi-host
+	@bash molecule/resources/run-scenarios.sh oracle-mysql default multi-host
 
 # The image builds beside the venv, lint and unit tests (images wait on the
 # network, the rest on PyPI and the CPU), each target's output in one piece;

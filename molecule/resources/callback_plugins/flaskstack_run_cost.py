@@ -29,15 +29,36 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self._started = time.monotonic()
         self._playbook = None
+        # Per task (and handler): its name and when it began; the slowest ones go in the record.
+        self._current = None
+        self._tasks = {}
 
     def v2_playbook_on_start(self, playbook):
         self._started = time.monotonic()
         self._playbook = os.path.basename(playbook._file_name)
 
+    def _task_started(self, task):
+        self._finish_task()
+        self._current = (task.get_name(), time.monotonic())
+
+    def _finish_task(self):
+        if self._current:
+            name, began = self._current
+            self._tasks[name] = self._tasks.get(name, 0) + time.monotonic() - began
+            self._current = None
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._task_started(task)
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self._task_started(task)
+
     def v2_playbook_on_stats(self, stats):
         log = os.environ.get("FLASKSTACK_RUN_LOG")
         if not log:
             return
+        self._finish_task()
+        slowest = sorted(self._tasks.items(), key=lambda item: item[1], reverse=True)[:3]
         args = context.CLIARGS
         record = {
             "scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""),
@@ -51,6 +72,7 @@ class CallbackModule(CallbackBase):
             "seconds": round(time.monotonic() - self._started, 1),
             "lock_wait": float(os.environ.get("FLASKSTACK_LOCK_WAIT", 0)),
             "failed": bool(stats.failures or stats.dark),
+            "slowest_tasks": [[name, round(seconds, 1)] for name, seconds in slowest],
         }
         with open(log, "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
