@@ -4,6 +4,8 @@
     python scripts/readme_variables.py --check  fail if README.md disagrees with the specs (make lint)
 
 Each table sits between `<!-- variables: ROLE -->` and `<!-- end variables: ROLE -->`.
+The tier roles' tables must be there; the shared role's (its `defaults` entry
+point) is kept up to date once README.md has its markers.
 """
 import argparse
 import pathlib
@@ -15,11 +17,13 @@ import yaml
 PROJECT = pathlib.Path(__file__).resolve().parents[1]
 README = PROJECT / "README.md"
 ROLES = ("mysql", "haproxy", "flaskapp")
+# Roles whose table is optional, with the entry point that documents them.
+OPTIONAL = {"shared": "defaults"}
 
 
 def options(role):
     specs = yaml.safe_load((PROJECT / "roles" / role / "meta" / "argument_specs.yml").read_text())
-    return specs["argument_specs"]["main"]["options"]
+    return specs["argument_specs"][OPTIONAL.get(role, "main")]["options"]
 
 
 def cell(text):
@@ -40,9 +44,11 @@ def table(role):
 
 
 def render(readme):
-    for role in ROLES:
+    for role in (*ROLES, *OPTIONAL):
         pattern = re.compile(rf"(<!-- variables: {role} -->\n).*?(<!-- end variables: {role} -->)", re.DOTALL)
         if not pattern.search(readme):
+            if role in OPTIONAL:
+                continue
             raise SystemExit(f"README.md has no <!-- variables: {role} --> ... <!-- end variables: {role} --> block")
         readme = pattern.sub(lambda match, role=role: match.group(1) + table(role) + "\n" + match.group(2), readme)
     return readme
