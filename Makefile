@@ -73,10 +73,12 @@ lint: venv
 	$(BIN)/python scripts/readme_variables.py --check
 	BIN=$(BIN) bash scripts/sanity.sh
 
-# The collection's plugins and the roles' specs (tests/unit), the lab's report
-# (lab/tests) and the test suite's cost table (molecule/resources/tests).
+# The collection's plugins and the roles' specs (tests/unit), the checkout and the
+# built artifact resolving flaskstack.stack.* (tests/checkout: ansible-playbook on
+# this machine only, check mode), the lab's report (lab/tests) and the test
+# suite's cost table (molecule/resources/tests).
 unit: venv
-	pytest -q tests/unit lab/tests molecule/resources/tests
+	pytest -q tests/unit tests/checkout lab/tests molecule/resources/tests
 
 # This checkout as the collection flaskstack.stack: .cache/collection/flaskstack-stack-<version>.tar.gz
 # (galaxy.yml's build_ignore keeps the tests, benchmarks, lab and tooling out).
