@@ -28,7 +28,7 @@ DOCKER_SYSTEMD_FLAGS := --tmpfs /run --tmpfs /run/lock --cgroupns host \
 	--security-opt apparmor=unconfined --tty \
 	$(addprefix --cap-add ,SYS_ADMIN NET_ADMIN SYS_PTRACE SYS_NICE IPC_LOCK SYS_CHROOT AUDIT_CONTROL)
 
-.PHONY: help venv collections docker images lint unit molecule test demo demo-destroy lab bench clean
+.PHONY: help venv collections collection docker images lint unit molecule test demo demo-destroy lab bench clean
 
 help:
 	@echo "make demo          provision a local container with playbooks/site.yml and show the stack"
@@ -36,6 +36,7 @@ help:
 	@echo "make lab           on the demo: the write-up's experiment, drawn in docs/lab.md and docs/lab.png"
 	@echo "make test          lint, unit tests and both molecule scenarios (side by side)"
 	@echo "make bench         provisioning and stack benchmarks, written to docs/benchmarks.md"
+	@echo "make collection    build the collection flaskstack.stack into .cache/collection/"
 
 $(BIN)/.installed: requirements.txt
 	@[ -n "$(PYTHON)" ] || { echo "No Python 3.11, 3.12 or 3.13 runs from PATH: install one, or set PYTHON=/path/to/python3.x" >&2; exit 1; }
@@ -48,13 +49,14 @@ $(BIN)/.installed: requirements.txt
 
 venv: $(BIN)/.installed
 
-# The ansible package bundles the collections; Galaxy is tried only if one is missing.
+# The ansible package bundles the collections; Galaxy is tried only if one is missing
+# (into ~/.ansible/collections: ansible.cfg's first collections path is this checkout's link).
 collections: venv
 	@missing=$$(for c in community.mysql community.crypto community.docker ansible.posix; do \
 	    ansible-galaxy collection list $$c 2>/dev/null | grep -q "^$$c " || echo $$c; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "collections missing ($$missing): installing from Galaxy"; \
-	    ansible-galaxy collection install -r requirements.yml; \
+	    ansible-galaxy collection install -r requirements.yml -p ~/.ansible/collections; \
 	else echo "collections: bundled with the ansible package"; fi
 
 docker:
@@ -63,14 +65,26 @@ docker:
 images: docker
 	@bash molecule/resources/build-images.sh $(IMAGES)
 
-# yamllint, ansible-lint, and each role's README variable table against its argument specs.
+# yamllint, ansible-lint, each role's README variable table against its argument
+# specs, and ansible-test sanity on the collection's content (scripts/sanity.sh).
 lint: venv
 	yamllint .
 	ansible-lint
 	$(BIN)/python scripts/readme_variables.py --check
+	BIN=$(BIN) bash scripts/sanity.sh
 
+# The collection's plugins and the roles' specs (tests/unit), the checkout and the
+# built artifact resolving flaskstack.stack.* (tests/checkout: ansible-playbook on
+# this machine only, check mode), the lab's report (lab/tests) and the test
+# suite's cost table (molecule/resources/tests).
 unit: venv
-	pytest -q playbooks/tests roles/*/tests scripts/tests molecule/resources/tests
+	pytest -q tests/unit tests/checkout lab/tests molecule/resources/tests
+
+# This checkout as the collection flaskstack.stack: .cache/collection/flaskstack-stack-<version>.tar.gz
+# (galaxy.yml's build_ignore keeps the tests, benchmarks, lab and tooling out).
+# molecule/resources/install-collection.sh DIR builds it and installs it into DIR.
+collection: venv
+	ansible-galaxy collection build --force --output-path .cache/collection .
 
 # The scenarios side by side: on Oracle MySQL over SSH as a sudo user (two hosts,
 # with a reboot: the critical path, named first), the stack on one host (Debian 12
@@ -103,8 +117,8 @@ demo: collections docker
 # single-host stack: make lab LAB_ARGS="-i INVENTORY -e lab_host=NAME".
 LAB_ARGS ?= -e ansible_connection=community.docker.docker -e ansible_host=$(DEMO_CONTAINER) -e '{"ansible_user": null}'
 lab: collections
-	ansible-playbook playbooks/lab.yml $(LAB_ARGS)
-	$(BIN)/python scripts/lab_report.py docs/lab.json --markdown docs/lab.md --picture docs/lab.png
+	ansible-playbook lab/playbook.yml $(LAB_ARGS)
+	$(BIN)/python lab/report.py docs/lab.json --markdown docs/lab.md --picture docs/lab.png
 	@echo; echo "Report: docs/lab.md, picture: docs/lab.png"
 
 # Provisioning timings (over SSH and docker) and what HAProxy costs the stack:

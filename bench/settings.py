@@ -29,7 +29,7 @@ CONCURRENCY = (1, 8, 32, 64)
 SYSBENCH_THREADS = (1, 8, 32)
 SQL_REPEATS = 2
 # The stack's shared values, as the playbook sets them.
-_SHARED = yaml.safe_load((ROOT / "playbooks" / "group_vars" / "all" / "main.yml").read_text())
+_SHARED = yaml.safe_load((ROOT / "roles" / "shared" / "defaults" / "main.yml").read_text())
 APP_PORTS = tuple(_SHARED["flaskstack_app_ports"])
 MYSQL_PORT = _SHARED["flaskstack_mysql_port"]
 PROXY_PORT = _SHARED["flaskstack_proxy_port"]

@@ -28,7 +28,7 @@ def _load_yaml(relative_path):
     return yaml.safe_load((PROJECT / relative_path).read_text())
 
 
-SHARED = _load_yaml("playbooks/group_vars/all/main.yml")
+SHARED = _load_yaml("roles/shared/defaults/main.yml")
 DEFAULTS = {role: _load_yaml(f"roles/{role}/defaults/main.yml") for role in ("mysql", "haproxy", "flaskapp")}
 
 DB_NAME = SHARED["flaskstack_db_name"]
@@ -145,14 +145,29 @@ def timing_window():
 # --- The playbook -------------------------------------------------------------------------
 
 def run_playbook(*args, inventory=None, extra_inventories=(), playbook="site.yml"):
-    """Run playbooks/site.yml (or another of the project's playbooks), by default
-    against the scenario's inventory as molecule does, plus any extra inventory sources."""
+    """Run playbooks/site.yml (or another playbook of playbooks/, or one by its
+    path in the project, e.g. lab/playbook.yml), by default against the
+    scenario's inventory as molecule does, plus any extra inventory sources."""
     inventory = inventory or os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     sources = [option for source in (inventory, *extra_inventories) for option in ("-i", str(source))]
+    path = PROJECT / playbook if "/" in playbook else PROJECT / "playbooks" / playbook
     with machine_lock(exclusive=False) as waited:
-        return subprocess.run(
-            ["ansible-playbook", *sources, str(PROJECT / "playbooks" / playbook), *args],
+        result = subprocess.run(
+            ["ansible-playbook", *sources, str(path), *args],
             capture_output=True, text=True, check=False, env=_playbook_env(waited))
+    result.stdout = short_role_names(result.stdout)
+    return result
+
+
+# The playbooks name the roles by FQCN (flaskstack.stack.mysql), so Ansible shows
+# their tasks as "flaskstack.stack.mysql : ..."; the tests name them as
+# "mysql : ...", the role's own name.
+_ROLE_FQCN = re.compile(r"^((?:TASK|RUNNING HANDLER) \[)flaskstack\.stack\.", re.MULTILINE)
+
+
+def short_role_names(output):
+    """Task and handler headers with the roles' short names: "TASK [mysql : ...]"."""
+    return _ROLE_FQCN.sub(r"\1", output)
 
 
 def _playbook_env(lock_wait):
@@ -189,7 +204,7 @@ def interrupted_playbook(*args, after_change_of):
             ["ansible-playbook", "-i", inventory, str(PROJECT / "playbooks" / "site.yml"), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_playbook_env(waited),
             start_new_session=True)
-        for line in process.stdout:
+        for line in map(short_role_names, process.stdout):
             lines.append(line)
             match = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\]", line)
             if match:

@@ -1,4 +1,4 @@
-"""`make lab`'s short version: playbooks/lab.yml on this host, with 1-second
+"""`make lab`'s short version: lab/playbook.yml on this host, with 1-second
 queries, and the figures it reports must agree with the limits it set (peak
 MySQL sessions equal each limit, the queue's peak the excess, and after a
 change under load, the new limit once the old worker left)."""
@@ -16,12 +16,12 @@ LIMITS = [10, 3]
 def test_the_lab_reports_what_the_limits_let_through(stack, observe, tmp_path):
     output = tmp_path / "lab"
     result = run_playbook("--limit", stack.name, "-e", f"lab_host={stack.name}", "-e", f"lab_output={output}",
-                          "-e", json.dumps({"lab_limits": LIMITS, "lab_sleep_seconds": 1}), playbook="lab.yml")
+                          "-e", json.dumps({"lab_limits": LIMITS, "lab_sleep_seconds": 1}), playbook="lab/playbook.yml")
     # The lab gives HAProxy the inventory's limits back; its old worker leaves within the bound.
     assert wait_for(lambda: stack.haproxy_workers()[1] == 0, 60) is not None
     assert result.returncode == 0, failure_text(result)
     # make lab's second step: the report and the picture, on the controller.
-    report = subprocess.run([sys.executable, str(PROJECT / "scripts" / "lab_report.py"), str(output.with_suffix(".json")),
+    report = subprocess.run([sys.executable, str(PROJECT / "lab" / "report.py"), str(output.with_suffix(".json")),
                              "--markdown", str(output.with_suffix(".md")), "--picture", str(output.with_suffix(".png"))],
                             capture_output=True, text=True, check=False)
     assert report.returncode == 0, report.stderr

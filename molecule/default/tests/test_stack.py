@@ -11,8 +11,8 @@ from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULT
                                 changed_tasks, failure_text, recap, timing_window, wait_for)
 
 ROLE = PROJECT / "roles" / "flaskapp"
-sys.path.insert(0, str(ROLE / "filter_plugins"))
-from requirements import pins_for_python  # noqa: E402
+sys.path.insert(0, str(PROJECT / "collections"))
+from ansible_collections.flaskstack.stack.plugins.filter.flaskapp import pins_for_python  # noqa: E402
 
 
 def test_services_are_running_and_enabled(stack):

@@ -59,7 +59,6 @@ engine = create_engine(
 )
 
 
-
 @event.listens_for(engine, "connect")
 def refuse_plain_text(dbapi_connection, _record):
     """PyMySQL 1.1 (Ubuntu 20.04's Python 3.8) goes on in plain text when the

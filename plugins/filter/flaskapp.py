@@ -1,0 +1,38 @@
+"""Filters of the flaskapp role (flaskstack.stack.pins_for_python)."""
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # ansible-core requires packaging; an odd controller may still lack it
+    Requirement = None
+
+
+def pins_for_python(requirements_text, python_full_version):
+    """The requirement lines of a requirements.txt that apply to one Python
+    version, markers evaluated and dropped: ["flask==3.0.3", ...].
+
+    Passing pip plain pins (not a requirements file) lets Ansible's pip module
+    compare them with what is installed, so check mode reports real changes."""
+    if Requirement is None:
+        raise AnsibleFilterError("flaskstack.stack.pins_for_python needs the Python library packaging on the controller")
+    version = str(python_full_version)
+    if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version):
+        raise AnsibleFilterError(f"pins_for_python needs a version like 3.9.2, not {version!r}")
+    env = {"python_version": ".".join(version.split(".")[:2]), "python_full_version": version}
+    pins = []
+    for line in requirements_text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate(env):
+                pins.append(f"{requirement.name}{requirement.specifier}")
+    return pins
+
+
+class FilterModule:
+    def filters(self):
+        return {"pins_for_python": pins_for_python}

@@ -1,0 +1,182 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Whether a service runs with inputs older than the files on disk: a change an
+earlier run made but never applied (it failed or was cut off before its
+handlers ran, or its restart failed)."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: restart_owed
+short_description: Find a restart or reload an earlier run owed a service
+version_added: 1.0.0
+author: flaskstack maintainers (!UNKNOWN)
+description:
+  - Compares when each unit's process started with the modification times of the
+    files it reads at start. A file changed after the start means the change is
+    not in effect, so a restart (or reload) is owed.
+  - Directories count by their own mtime and their subdirectories' (a file
+    written by copy or template, or a package pip installed, changes its
+    directory's entries), so a large tree costs one stat per directory.
+  - Reads only; reports changed when something is owed, so that the task can
+    notify the handler that applies it.
+  - Used by the mysql, haproxy and flaskapp roles of this collection, at their
+    start, for changes an earlier run wrote but was cut off before its handlers ran.
+options:
+  units:
+    description: systemd units; a unit that is not running owes nothing (starting it applies everything).
+    type: list
+    elements: str
+    required: true
+  paths:
+    description: Files and directories the units read when they start; missing ones are ignored.
+    type: list
+    elements: path
+    required: true
+  started:
+    description:
+      - V(main), when the unit's main process started (a restart replaces it);
+      - V(newest_child), when its youngest child started (a reload starts new
+        workers under the same master, as HAProxy's does).
+    type: str
+    choices: [main, newest_child]
+    default: main
+attributes:
+  check_mode:
+    support: full
+    description: It only reads, so check mode reports what a real run would.
+  diff_mode:
+    support: none
+    description: Nothing to show a diff of.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux with systemd and /proc.
+notes:
+  - The process start times come from /proc and the boot time from CLOCK_BOOTTIME,
+    to a few hundredths of a second, so a file written just before a restart is not
+    mistaken for one written after it.
+"""
+
+EXAMPLES = r"""
+- name: Look for a restart an earlier run owed the app
+  flaskstack.stack.restart_owed:
+    units: [flaskapp@8000, flaskapp@8001]
+    paths: [/opt/flaskapp/app, /opt/flaskapp/venv, /etc/flaskapp/flaskapp.env]
+  notify: Restart the app
+
+- name: Look for a reload an earlier run owed HAProxy
+  flaskstack.stack.restart_owed:
+    units: [haproxy]
+    paths: [/etc/haproxy/haproxy.cfg]
+    # A reload starts new workers under the same master.
+    started: newest_child
+  notify: Reload HAProxy
+"""
+
+RETURN = r"""
+owed:
+  description: Whether any unit started before one of the paths changed.
+  type: bool
+  returned: always
+  sample: true
+stale:
+  description: "Per unit whose process is older than its inputs: {unit: [paths changed since it started]}."
+  type: dict
+  returned: always
+  sample: {"haproxy": ["/etc/haproxy/haproxy.cfg"]}
+"""
+
+import os
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def boot_time():
+    """Epoch seconds of the boot, to 10 ms (/proc/stat's btime is whole seconds:
+    too coarse beside a file written a moment before a restart)."""
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def process_start(pid, btime, ticks_per_second):
+    """Epoch seconds a process started, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # Fields after the command name (which may hold spaces), from field 3 on.
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return btime + int(fields[19]) / ticks_per_second
+
+
+def children(pid):
+    """Direct children of a process, from every /proc entry's parent PID."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def main_pid(unit):
+    result = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", unit],
+                            capture_output=True, text=True, check=False)
+    return int(result.stdout.strip() or 0)
+
+
+def newest_mtime(path):
+    """Latest mtime of a file, or of a directory and every directory below it
+    (but Python's bytecode caches, which are not inputs)."""
+    if not os.path.isdir(path):
+        return os.stat(path).st_mtime
+    newest = os.stat(path).st_mtime
+    for root, dirs, _files in os.walk(path):
+        dirs[:] = [name for name in dirs if name != "__pycache__"]
+        for name in dirs:
+            try:
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+            except OSError:
+                continue
+    return newest
+
+
+def stale_inputs(started_at, mtimes):
+    """The paths changed after the process started, in the order given."""
+    return [path for path, mtime in mtimes.items() if mtime > started_at]
+
+
+def run_module():
+    module = AnsibleModule(
+        argument_spec={
+            "units": {"type": "list", "elements": "str", "required": True},
+            "paths": {"type": "list", "elements": "path", "required": True},
+            "started": {"type": "str", "choices": ["main", "newest_child"], "default": "main"},
+        },
+        supports_check_mode=True,
+    )
+    btime, ticks = boot_time(), os.sysconf("SC_CLK_TCK")
+    mtimes = {path: newest_mtime(path) for path in module.params["paths"] if os.path.exists(path)}
+    stale = {}
+    for unit in module.params["units"]:
+        pid = main_pid(unit)
+        if not pid:
+            continue
+        pids = children(pid) if module.params["started"] == "newest_child" else []
+        starts = [start for start in (process_start(p, btime, ticks) for p in pids or [pid]) if start is not None]
+        if not starts:
+            continue
+        changed_since = stale_inputs(max(starts), mtimes)
+        if changed_since:
+            stale[unit] = changed_since
+    module.exit_json(changed=bool(stale), owed=bool(stale), stale=stale)
+
+
+if __name__ == "__main__":
+    run_module()
