@@ -8,10 +8,13 @@
 # Its dependencies (community.mysql, community.crypto) are not installed
 # (--no-deps): the pinned ansible package bundles them, and Ansible finds them on
 # Python's path wherever ANSIBLE_COLLECTIONS_PATH points.
-# Usage: install-collection.sh DEST     e.g. install-collection.sh "$(mktemp -d)"
+# --fresh empties DEST first (a scenario's own directory, reused run after run).
+# Usage: install-collection.sh [--fresh] DEST     e.g. install-collection.sh "$(mktemp -d)"
 set -euo pipefail
 
-dest=${1:?usage: install-collection.sh DEST}
+fresh=false
+if [ "${1:-}" = --fresh ]; then fresh=true; shift; fi
+dest=${1:?usage: install-collection.sh [--fresh] DEST}
 project=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${BIN:-$project/.venv/bin}
 
@@ -20,6 +23,9 @@ dest=$(cd "$dest" && pwd -P)
 case "$dest/" in
     "$(cd "$project" && pwd -P)"/*) echo "install-collection.sh: $dest is inside the checkout" >&2; exit 1 ;;
 esac
+if $fresh; then
+    find "$dest" -mindepth 1 -delete
+fi
 if [ -n "$(ls -A "$dest")" ]; then
     echo "install-collection.sh: $dest is not empty" >&2
     exit 1
