@@ -11,8 +11,10 @@
 #
 # Each test runs in a virtual environment of its own, with the requirements
 # ansible-test pins, installed from PyPI. Those environments, pip's cache and
-# ansible-test's own cache live in .cache/ansible-test-home (HOME for the run),
-# not in your home directory. ansible-test bootstraps pip into them with a script
+# ansible-test's own cache live in $FLASKSTACK_CACHE/ansible-test-home (HOME for
+# the run; by default ~/.cache/flaskstack), outside the checkout: every clone on
+# this machine reuses them, as it reuses the test images, instead of spending
+# minutes building them again. ansible-test bootstraps pip into them with a script
 # from ci-files.testing.ansible.com; where that host is unreachable, a stand-in
 # installs Python's bundled pip (ensurepip) and then the pip version asked for,
 # from PyPI.
@@ -26,7 +28,7 @@ project=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN:-$project/.venv/bin}
 python=$("$bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-home=$project/.cache/ansible-test-home
+home=${FLASKSTACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flaskstack}/ansible-test-home
 cache=$home/.ansible/test/cache
 mkdir -p "$cache"
 # The pip version ansible-test bootstraps into its environments.
