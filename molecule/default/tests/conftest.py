@@ -78,14 +78,13 @@ def pytest_collection_modifyitems(config, items):
     only, the hosts taking turns (the first such test on the first platform of
     molecule.yml, the next on the second...), so that no worker carries them
     all. Spread over hosts, every test runs once: the first host's copy is
-    kept, named without a host (the `host` fixture picks the worker's).
+    kept (its id names that host, but the `host` fixture picks the worker's:
+    pytest-xdist's [gw0] drives the first host, [gw1] the second).
     Deterministic, as pytest-xdist requires of every worker."""
     hosts = list(dict.fromkeys(name for name in map(_test_host, items) if name))
     if config.getoption("spread_over_hosts") and hosts:
         kept = [item for item in items if _test_host(item) in (hosts[0], None)]
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
-        for item in kept:
-            item._nodeid = re.sub(rf"ansible://{re.escape(hosts[0])}-?", "", item.nodeid).replace("[]", "")
         items[:] = kept
         return
     chosen_host, keep, deselected = {}, [], []
