@@ -396,17 +396,17 @@ class Stack:
         return int(match.group(1)), int(match.group(2))
 
     @contextlib.contextmanager
-    def steady_reads(self, max_seconds=600, address="127.0.0.1", ports=APP_PORTS, streams=1):
-        """GET /todos over the ports at address, about 20 a second per stream, from the host
+    def steady_reads(self, max_seconds=600, address="127.0.0.1", ports=APP_PORTS, streams=1, path="/todos"):
+        """GET path over the ports at address, about 20 a second per stream, from the host
         (steady_reads.py, in the background) while the block runs. Yields a
         dict that holds, once the block is over, the script's result:
         {"requests": n, "seconds": s, "failures": [...]}."""
         base = f"/tmp/flaskstack-steady-reads-{os.getpid()}"
         self.host.check_output("rm -f %s.stop %s.json", base, base)
         self.host.check_output(
-            "nohup python3 -c %s %s %s %s %s %s %s >/dev/null 2>&1 &",
+            "nohup python3 -c %s %s %s %s %s %s %s %s >/dev/null 2>&1 &",
             (RESOURCES / "steady_reads.py").read_text(),
-            ",".join(map(str, ports)), f"{base}.stop", f"{base}.json", str(max_seconds), address, str(streams))
+            ",".join(map(str, ports)), f"{base}.stop", f"{base}.json", str(max_seconds), address, str(streams), path)
         result = {}
         try:
             yield result

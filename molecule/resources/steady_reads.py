@@ -1,5 +1,5 @@
-"""Run on a test host, in the background: GET /todos over the app's ports, one
-after another, about 20 a second per stream, until a stop file appears (or a
+"""Run on a test host, in the background: GET /todos (or another path) over the
+app's ports, one after another, about 20 a second per stream, until a stop file appears (or a
 time limit passes). Then write one JSON object to the result file: how many
 requests were made and the status of every one that did not answer 200, with
 when its answer came (seconds since the start, and the Unix time, to set
@@ -8,7 +8,7 @@ Several streams at once keep more than one of an instance's pooled connections
 busy, so requests keep needing new logins.
 
 Standard library only (the target's Python, 3.8+).
-Arguments: ports(comma-separated) stop_file result_file max_seconds [address [streams]]
+Arguments: ports(comma-separated) stop_file result_file max_seconds [address [streams [path]]]
 """
 import json
 import os
@@ -21,6 +21,7 @@ import urllib.request
 ports, stop_file, result_file, max_seconds = sys.argv[1:5]
 address = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
 streams = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+path = sys.argv[7] if len(sys.argv) > 7 else "/todos"
 ports = [int(port) for port in ports.split(",")]
 started, counts, failures = time.monotonic(), [], []
 
@@ -30,7 +31,7 @@ def stream(offset):
     while not os.path.exists(stop_file) and time.monotonic() - started < float(max_seconds):
         port = ports[(count + offset) % len(ports)]
         try:
-            with urllib.request.urlopen(f"http://{address}:{port}/todos", timeout=30) as response:
+            with urllib.request.urlopen(f"http://{address}:{port}{path}", timeout=30) as response:
                 status = response.status
         except urllib.error.HTTPError as exc:
             status = exc.code

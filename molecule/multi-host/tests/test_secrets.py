@@ -60,13 +60,14 @@ def test_a_new_password_on_mariadb_fails_new_logins_for_a_measured_window(stacks
     """MariaDB has no second password: from the moment db1 takes the new one
     until the app instances restart with it, the app's new logins fail (its
     pooled connections, already logged in, go on). The window is measured from
-    the run's own task times; under traffic through lb1 (six streams against
-    pools of one: new logins all the time), requests fail inside it, and only
-    inside it."""
+    the run's own task times; under traffic through lb1 that keeps making new
+    logins (six streams of 0.2 s queries over four instances with pools of one:
+    each instance often runs two at once, and the second opens a connection of
+    its own), requests fail inside it, and only inside it."""
     new_password = "rotated" + secrets.token_hex(12)
     for label, extra_vars in (("to a new password", {"vault_flaskstack_db_password": new_password}),
                               ("back", {})):
-        with stacks["app1"].steady_reads(address=address["lb1"], ports=[80], streams=6) as reads:
+        with stacks["app1"].steady_reads(address=address["lb1"], ports=[80], streams=6, path="/sleep/0.2") as reads:
             started = time.monotonic()
             run = run_playbook(*extra_vars_args(extra_vars))
             took = time.monotonic() - started
