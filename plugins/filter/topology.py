@@ -103,6 +103,19 @@ def flaskstack_unresolved_peers(host, groups, hostvars):
     return unresolved
 
 
+def _connects_to(tier, host, groups):
+    """The hosts of `tier` that `host` connects to: itself when it runs the tier."""
+    return [host] if _runs_locally(tier, host, groups) else list(groups[tier])
+
+
+def flaskstack_app_clients(host, groups):
+    """The app hosts whose queries reach this database host, through the proxies
+    they use: every app host on a stack split over hosts, the host alone where
+    each host runs the whole stack (several single-host stacks in one inventory)."""
+    return [app for app in groups.get("flaskapp") or []
+            if any(host in _connects_to("mysql", proxy, groups) for proxy in _connects_to("haproxy", app, groups))]
+
+
 def flaskstack_tiers(host, groups):
     """The tiers this host runs, in the stack's order."""
     return [tier for tier in TIERS if host in (groups.get(tier) or [])]
@@ -197,6 +210,7 @@ class FilterModule:
             "app_proxy_addresses": flaskstack_app_proxy_addresses,
             "crosses_hosts": flaskstack_crosses_hosts,
             "tiers": flaskstack_tiers,
+            "app_clients": flaskstack_app_clients,
             "connection_budget": flaskstack_connection_budget,
             "budget_line": flaskstack_budget_line,
         }

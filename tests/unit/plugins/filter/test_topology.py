@@ -6,7 +6,7 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.flaskstack.stack.plugins.filter.topology import (
-    ROLES, flaskstack_address, flaskstack_app_proxy_addresses, flaskstack_budget_line, flaskstack_connection_budget,
+    ROLES, flaskstack_address, flaskstack_app_clients, flaskstack_app_proxy_addresses, flaskstack_budget_line, flaskstack_connection_budget,
     flaskstack_crosses_hosts, flaskstack_listen_address, flaskstack_peers, flaskstack_tiers, flaskstack_unresolved_peers,
     role_defaults)
 
@@ -99,6 +99,20 @@ def test_tiers_are_listed_in_the_stacks_order():
     assert flaskstack_tiers("app1", FOUR_TIERS["groups"]) == ["flaskapp"]
     with pytest.raises(AnsibleFilterError, match="unknown tier 'web'"):
         flaskstack_peers("web", "app1", FOUR_TIERS["groups"], FOUR_TIERS["hostvars"])
+
+
+def test_a_database_hosts_app_clients_are_the_app_hosts_its_proxies_serve():
+    # Split over hosts: every app host reaches db1 through lb1.
+    assert flaskstack_app_clients("db1", FOUR_TIERS["groups"]) == ["app1", "app2"]
+    # Several whole stacks in one inventory: each database serves its own host alone.
+    stacks = {tier: ["stack1", "stack2"] for tier in ("mysql", "haproxy", "flaskapp")}
+    assert flaskstack_app_clients("stack2", stacks) == ["stack2"]
+    # Two proxy hosts, each in front of both databases: both app hosts reach each database.
+    two_proxies = {"mysql": ["db1", "db2"], "haproxy": ["lb1", "lb2"], "flaskapp": ["app1", "app2"]}
+    assert flaskstack_app_clients("db2", two_proxies) == ["app1", "app2"]
+    # A proxy on each app host, in front of the one database.
+    local_proxies = {"mysql": ["db1"], "haproxy": ["app1", "app2"], "flaskapp": ["app1", "app2"]}
+    assert flaskstack_app_clients("db1", local_proxies) == ["app1", "app2"]
 
 
 def budget(groups, hostvars):
