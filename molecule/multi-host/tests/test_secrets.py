@@ -9,6 +9,7 @@ from flaskstack_testlib import changed_tasks, extra_vars_args, failure_message, 
 
 ACCOUNT_CHANGED = "TASK [mysql : Create the application account]"
 APPLIED = "TASK [flaskapp : Note that the app runs with the current settings]"
+RESTARTING = "RUNNING HANDLER [flaskapp : Restart the app]"
 # A request that failed just before the app's restart is answered a moment later.
 ANSWER_SLACK = 1.0
 
@@ -74,15 +75,22 @@ def test_a_new_password_on_mariadb_fails_new_logins_for_a_measured_window(stacks
         assert run.returncode == 0, run.stdout[-3000:]
         starts = task_start_times(run.stdout)
         opened, closed = starts[ACCOUNT_CHANGED], starts[APPLIED]
+        restarting = starts[RESTARTING]
         failures = reads["failures"]
         inside = [f for f in failures if opened <= f["wall"] <= closed + ANSWER_SLACK]
+        refused = [f for f in failures if f["status"] == 503]
+        cut = [f for f in failures if f["status"] != 503]
         observe(f"[db1] MariaDB, password rotated {label} by a {took:.0f} s run: new logins refused for "
                 f"{closed - opened:.1f} s (account changed to app restarted); {len(failures)} of "
-                f"{reads['requests']} requests failed, {len(inside)} of them inside that window")
-        # The database refusing a login (503), never anything else, inside the
-        # window and never outside it; the app answers once it runs the new password.
-        assert {failure["status"] for failure in failures} <= {503}, failures[:5]
+                f"{reads['requests']} requests failed, {len(inside)} of them inside that window: "
+                f"{len(refused)} refused logins (503), {len(cut)} cut while the instances restarted {cut[:3]}")
+        # The database refusing a login (503), inside the window and never
+        # outside it; the app answers once it runs the new password. A 0.2 s
+        # request in flight while its instance restarts may be cut (the entry
+        # point retries only what no instance answered): that, only then.
         assert 0 < closed - opened < took
+        assert all(restarting - ANSWER_SLACK <= f["wall"] <= closed + ANSWER_SLACK for f in cut), \
+            [dict(f, since_restart=round(f["wall"] - restarting, 2)) for f in cut][:5]
         assert inside, f"no request failed between {opened:.2f} and {closed:.2f}: the window is not the one measured"
         assert inside == failures, [dict(f, since_opened=round(f["wall"] - opened, 2))
                                     for f in failures if f not in inside][:5]
