@@ -144,17 +144,18 @@ def timing_window():
 
 # --- The playbook -------------------------------------------------------------------------
 
-def run_playbook(*args, inventory=None, extra_inventories=(), playbook="site.yml"):
+def run_playbook(*args, inventory=None, extra_inventories=(), playbook="site.yml", env=None):
     """Run playbooks/site.yml (or another playbook of playbooks/, or one by its
-    path in the project, e.g. lab/playbook.yml), by default against the
-    scenario's inventory as molecule does, plus any extra inventory sources."""
+    path in the project, e.g. lab/playbook.yml, or an absolute path), by default
+    against the scenario's inventory as molecule does, plus any extra inventory
+    sources; `env` adds to Ansible's environment."""
     inventory = inventory or os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     sources = [option for source in (inventory, *extra_inventories) for option in ("-i", str(source))]
     path = PROJECT / playbook if "/" in playbook else PROJECT / "playbooks" / playbook
     with machine_lock(exclusive=False) as waited:
         result = subprocess.run(
             ["ansible-playbook", *sources, str(path), *args],
-            capture_output=True, text=True, check=False, env=_playbook_env(waited))
+            capture_output=True, text=True, check=False, env={**_playbook_env(waited), **(env or {})})
     result.stdout = short_role_names(result.stdout)
     return result
 

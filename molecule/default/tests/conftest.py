@@ -55,9 +55,11 @@ def stack(host):
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "platform_independent: the role's own logic, the same on every platform of a MySQL "
-        "flavour (what the logs show, data and grants): runs on one host of the scenario (each "
-        "scenario is one flavour), which keeps `make test` in its time budget")
+        "markers", "platform_independent: the roles' own logic and the app's, the same on every platform "
+        "of a MySQL flavour (what the logs show, data and grants, how the stack answers a fault, a limit "
+        "changed by rerun): runs on one host of the scenario (each scenario is one flavour), which keeps "
+        "`make test` in its time budget; on a module (pytestmark), its tests go to one host together, "
+        "as they share its fixtures")
     config.addinivalue_line(
         "markers", "host_independent: decided on the controller, by a role's file handling or by the app's "
         "own code, whatever the platform and the MySQL flavour (input checks, the platform check, a "
@@ -66,6 +68,15 @@ def pytest_configure(config):
 
 
 ONCE_PER_SCENARIO = ("platform_independent", "host_independent")
+
+
+def _once_key(item):
+    """What goes to one host together: a test's parameters, or a whole module marked as one."""
+    module_marks = getattr(item.module, "pytestmark", [])
+    module_marks = module_marks if isinstance(module_marks, list) else [module_marks]
+    if any(mark.name in ONCE_PER_SCENARIO for mark in module_marks):
+        return item.module.__name__
+    return item.originalname
 
 
 def _test_host(item):
@@ -91,8 +102,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         name = _test_host(item)
         if name and any(item.get_closest_marker(mark) for mark in ONCE_PER_SCENARIO):
-            # Every parameter of a test goes to the same host (they share its fixtures).
-            host = chosen_host.setdefault(item.originalname, hosts[len(chosen_host) % len(hosts)])
+            # Every parameter of a test, or every test of a marked module, goes to the same host (they share fixtures).
+            host = chosen_host.setdefault(_once_key(item), hosts[len(chosen_host) % len(hosts)])
             if name != host:
                 deselected.append(item)
                 continue

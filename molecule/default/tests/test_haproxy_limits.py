@@ -14,6 +14,11 @@ from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULT
                                 POOL_SIZE, SERVER_MAXCONN, STATS_SOCKET, changed_tasks, machine_lock,
                                 failure_message, failure_text, run_script, timing_window, wait_for)
 
+# HAProxy's reload and limits, one host per scenario: the default scenario's
+# first (Debian 12, the oldest HAProxy here); the Oracle MySQL scenario's
+# Debian unstable has the newest.
+pytestmark = pytest.mark.platform_independent
+
 LOAD_SCRIPT = pathlib.Path(__file__).parent / "concurrent_sleeps.py"
 STATS_PAGE_PORT = DEFAULTS["haproxy"]["haproxy_stats_page_port"]
 STATS_PAGE_USER = DEFAULTS["haproxy"]["haproxy_stats_page_user"]

@@ -60,6 +60,7 @@ def test_todos_come_through_each_instance(stack):
         assert response.json() == SEEDED_TODOS, port
 
 
+@pytest.mark.platform_independent
 def test_sleep_runs_in_mysql_for_about_the_asked_time(stack):
     with timing_window():
         response = stack.http("/sleep/1")
