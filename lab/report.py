@@ -110,11 +110,10 @@ def markdown(data, figures, picture_name):
             f"{item['clients']} clients sent `/sleep` requests one after another ({item['requests']} in all, "
             f"{item['failed']} failed). Before the change MySQL saw at most {item['peak_mysql_before']} sessions "
             f"and up to {item['peak_queue_before']} connections queued. The haproxy role wrote the new limit and "
-            f"reloaded HAProxy at {item['reload_at']:.1f} s, then the app, whose new workers connect through HAProxy's "
-            "new worker while the old ones finish their requests and close their connections. The old worker "
-            f"kept the connections it had, under the old limit, while the new one admitted {item['to_limit']}: "
-            f"MySQL saw up to {item['peak_mysql_draining']} sessions for {item['drain_seconds']} s, until the old "
-            "worker left (its connections ended; `hard-stop-after` is the last resort). From then on, at most "
+            f"reloaded HAProxy at {item['reload_at']:.1f} s. The old worker kept the connections it had, under the "
+            f"old limit, while the new one admitted {item['to_limit']}: MySQL saw up to "
+            f"{item['peak_mysql_draining']} sessions for {item['drain_seconds']} s, until the old worker left "
+            "(its connections ended, at the latest at `hard-stop-after`). From then on, at most "
             f"{item['peak_mysql_after']}. Agrees with the limit: {'yes' if item['agrees'] else 'NO'}.",
             ""]
         if item["old_worker_silent"]:

@@ -7,8 +7,6 @@ from the environment systemd loads from a root-only file.
 """
 import os
 import re
-import signal
-import threading
 
 from flask import Flask, jsonify
 from pymysql.err import OperationalError
@@ -70,43 +68,6 @@ def refuse_plain_text(dbapi_connection, _record):
         dbapi_connection.close()
         raise OperationalError(2026, "TLS is required (FLASKAPP_DB_TLS=%s), but the server did not offer it" % DB_TLS)
 
-
-def in_background(function):
-    """Run function in a greenlet under gunicorn's gevent workers, else in a thread."""
-    try:
-        from gevent import monkey, spawn
-    except ImportError:
-        spawn = None
-    if spawn is not None and monkey.is_module_patched("threading"):
-        spawn(function)
-    else:
-        threading.Thread(target=function, daemon=True).start()
-
-
-def close_idle_connections_when_stopped():
-    """gunicorn stops a worker with SIGTERM, on a restart or a reload (systemctl
-    reload: new workers take over, as after the proxy's limits changed), and the
-    worker then finishes its requests. Its idle pooled connections close at once,
-    so that the proxy's old worker, and MySQL, keep only those requests'."""
-    stop = signal.getsignal(signal.SIGTERM)
-    if not callable(stop):  # not in a gunicorn worker
-        return
-    disposed = []
-
-    def stopping(signum, frame):
-        stop(signum, frame)
-        # Once (the master repeats SIGTERM until the worker is gone), and outside
-        # the handler: closing a connection writes to it. Under gevent the handler
-        # runs in the event loop, which must not wait: spawn only queues a greenlet.
-        if not disposed:
-            disposed.append(True)
-            in_background(engine.dispose)
-
-    signal.signal(signal.SIGTERM, stopping)
-    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn set it
-
-
-close_idle_connections_when_stopped()
 
 app = Flask(__name__)
 
