@@ -96,9 +96,10 @@ def markdown(data, figures, picture_name):
                          f"{item['median_wait']} s / {item['longest_wait']} s | {item['seconds']} s | "
                          f"{item['failed']} | {'yes' if item['agrees'] else 'NO'} |")
     lines += ["", "MySQL never sees more sessions than the limit: the excess waits in HAProxy's queue, which "
-              "drains a round at a time as queries finish. The app's pooled connections (one per instance) "
-              "stay open between requests and keep their slots, so after the first round fewer slots turn "
-              "over: that is why the rounds after the first are narrower than the limit.", ""]
+              "drains a round at a time as queries finish: while an instance's requests wait, a connection of "
+              "its whose query ends closes and hands its slot to the longest waiter. An instance with nothing "
+              "waiting keeps its pooled connection, and the slot, for its next request, which can leave a round "
+              "one short of the limit.", ""]
     for item in figures:
         if item["kind"] != "change":
             continue
@@ -110,10 +111,11 @@ def markdown(data, figures, picture_name):
             f"{item['clients']} clients sent `/sleep` requests one after another ({item['requests']} in all, "
             f"{item['failed']} failed). Before the change MySQL saw at most {item['peak_mysql_before']} sessions "
             f"and up to {item['peak_queue_before']} connections queued. The haproxy role wrote the new limit and "
-            f"reloaded HAProxy at {item['reload_at']:.1f} s. The old worker kept the connections it had, under the "
-            f"old limit, while the new one admitted {item['to_limit']}: MySQL saw up to "
-            f"{item['peak_mysql_draining']} sessions for {item['drain_seconds']} s, until the old worker left "
-            "(its connections ended, at the latest at `hard-stop-after`). From then on, at most "
+            f"reloaded HAProxy at {item['reload_at']:.1f} s, then pointed the app at the new config: each pooled "
+            "connection is replaced, as it next leaves the pool, by one through HAProxy's new worker. The old worker "
+            f"kept the connections it had, under the old limit, while the new one admitted {item['to_limit']}: "
+            f"MySQL saw up to {item['peak_mysql_draining']} sessions for {item['drain_seconds']} s, until the old "
+            "worker left (its connections ended; `hard-stop-after` is the last resort). From then on, at most "
             f"{item['peak_mysql_after']}. Agrees with the limit: {'yes' if item['agrees'] else 'NO'}.",
             ""]
         if item["old_worker_silent"]:

@@ -4,6 +4,7 @@ socket, systemd, listening sockets, and the playbook itself (rerun, and rerun
 then restore). Expected values come from the project's own files (the site's
 shared values and the roles' defaults), not from literals."""
 import contextlib
+import datetime
 import fcntl
 import functools
 import json
@@ -47,8 +48,11 @@ APP_ENV_FILE = "/etc/flaskapp/flaskapp.env"
 # By its full path: Debian unstable's sudo leaves /usr/local/sbin out of its secure_path.
 STATUS_COMMAND = "/usr/local/sbin/flaskstack-status"
 HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
-# What a rerun that changes only HAProxy's settings reports as changed.
+# What a rerun that changes only HAProxy's settings reports as changed on a proxy host...
 HAPROXY_ONLY = ["haproxy : Write haproxy.cfg", "haproxy : Reload HAProxy"]
+# ...and on a host that runs the app behind it too: the app moves its connections to the new worker.
+APP_RECONNECT = "flaskapp : Have the app reconnect through the proxy's current config"
+HAPROXY_AND_APP_RECONNECT = [*HAPROXY_ONLY, APP_RECONNECT]
 
 
 class Response:
@@ -280,6 +284,45 @@ def failure_text(result):
     return f"rc={result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}"
 
 
+# The line profile_tasks prints under each task's header.
+PROFILE_LINE = re.compile(r"^\w+ (\d+ \w+ \d{4}) +(\d\d:\d\d:\d\d [+-]\d{4}) \(.*\) +(\d+):(\d\d):(\d\d\.\d+) \*+\s*$")
+
+
+def task_start_times(output):
+    """{task header: Unix time it started}, from the lines profile_tasks prints
+    under each header: a wall clock to the second, and the seconds since the
+    run began to the millisecond. The run's start is the latest of (wall -
+    elapsed) over every line, which pins it well within a second."""
+    starts, elapsed_of = [], {}
+    lines = output.splitlines()
+    for header, line in zip(lines, lines[1:]):
+        match = PROFILE_LINE.match(line)
+        if not match:
+            continue
+        day, clock, hours, minutes, seconds = match.groups()
+        wall = datetime.datetime.strptime(f"{day} {clock}", "%d %B %Y %H:%M:%S %z").timestamp()
+        elapsed = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        starts.append(wall - elapsed)
+        if header.startswith(("TASK [", "RUNNING HANDLER [")):
+            elapsed_of.setdefault(header.split("]")[0] + "]", elapsed)
+    assert starts, "no profile_tasks lines in the run's output"
+    run_started = max(starts)
+    return {header: run_started + elapsed for header, elapsed in elapsed_of.items()}
+
+
+def vault_args(directory, **variables):
+    """Ansible's arguments for `variables` in an ansible-vault encrypted file,
+    written to `directory` with its vault password file beside it."""
+    directory = pathlib.Path(directory)
+    vault_pass, vars_file = directory / "vault-pass", directory / "vault.yml"
+    vault_pass.write_text(os.urandom(16).hex())
+    vars_file.write_text(yaml.safe_dump(variables))
+    subprocess.run(["ansible-vault", "encrypt", "--vault-password-file", str(vault_pass), str(vars_file)],
+                   capture_output=True, check=True)
+    assert not any(str(value) in vars_file.read_text() for value in variables.values())
+    return ["-e", f"@{vars_file}", "--vault-password-file", str(vault_pass)]
+
+
 def assert_succeeded(result):
     assert result.returncode == 0, failure_text(result)
     return result
@@ -401,8 +444,8 @@ class Stack:
         """GET path over the ports at address, about 20 a second per stream, from the host
         (steady_reads.py, in the background) while the block runs. Yields a
         dict that holds, once the block is over, the script's result:
-        {"requests": n, "seconds": s, "failures": [...]}."""
-        base = f"/tmp/flaskstack-steady-reads-{os.getpid()}"
+        {"requests": n, "seconds": s, "failures": [...], "slowest": [...]}."""
+        base = f"/tmp/flaskstack-steady-reads-{os.getpid()}-{path.strip('/').replace('/', '-')}-{streams}"
         self.host.check_output("rm -f %s.stop %s.json", base, base)
         self.host.check_output(
             "nohup python3 -c %s %s %s %s %s %s %s %s >/dev/null 2>&1 &",
@@ -415,6 +458,29 @@ class Stack:
             self.host.check_output("touch %s.stop", base)
             assert wait_for(lambda: self.host.file(f"{base}.json").exists, 40) is not None, "steady reads never ended"
             result.update(json.loads(self.host.file(f"{base}.json").content_string))
+
+    @contextlib.contextmanager
+    def app_sessions_sampled(self, interval=0.2, excluding=None):
+        """The app account's sessions in MySQL, idle pooled ones too (MySQL holds
+        them), counted on the host every `interval` seconds while the block runs,
+        but those whose statement mentions `excluding` (a test's own session).
+        Yields a list that holds, once the block is over, (Unix time, sessions) pairs."""
+        base = f"/tmp/flaskstack-app-sessions-{os.getpid()}-{time.monotonic_ns()}"
+        count = f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{DB_USER}'"
+        if excluding:
+            count += f" AND COALESCE(INFO, '') NOT LIKE '%{excluding}%'"
+        loop = (f'while [ ! -e {base}.stop ]; do echo "$(date +%s.%N) $(mysql -NBe "{count}")"; '
+                f"sleep {interval}; done > {base}.log; rm -f {base}.stop")
+        self.host.check_output("nohup sh -c %s >/dev/null 2>&1 &", loop)
+        samples = []
+        try:
+            yield samples
+        finally:
+            self.host.check_output("touch %s.stop", base)
+            # A line the loop is still writing has no count yet: left out below.
+            log = self.host.check_output("cat %s.log; rm -f %s.log", base, base)
+            samples.extend((float(at), int(sessions)) for at, sessions in
+                           (line.split() for line in log.splitlines() if len(line.split()) == 2))
 
     def login_check(self, address="127.0.0.1"):
         """The database host's health check, asked as HAProxy asks it: (answer,

@@ -10,9 +10,10 @@ import threading
 import time
 
 import pytest
-from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME, MYSQL_PORT,
-                                POOL_SIZE, SERVER_MAXCONN, STATS_SOCKET, changed_tasks, machine_lock,
-                                failure_message, failure_text, run_script, timing_window, wait_for)
+from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_AND_APP_RECONNECT,
+                                HAPROXY_CONFIG, LISTEN_NAME, MYSQL_PORT, SERVER_MAXCONN, STATS_SOCKET,
+                                changed_tasks, failure_message, failure_text, run_script,
+                                task_start_times, timing_window, wait_for)
 
 # HAProxy's reload and limits, one host per scenario: the default scenario's
 # first (Debian 12, the oldest HAProxy here); the Oracle MySQL scenario's
@@ -52,6 +53,18 @@ def measure_concurrent_sleeps(stack, requests):
 
 
 LOWERED_MAXCONN, LOWERED_REQUESTS = 3, 9
+# While a limit changes: clients looping on /sleep/0.5 (at the lowered limit
+# they queue about 2 s), beside the steady /todos reads.
+SLEEP_STREAMS, STEADY_SLEEP = 12, "/sleep/0.5"
+# After the reload, MySQL's sessions from the proxy are within the new limit
+# within this many seconds. A request during the change waits at most
+# STALL_MARGIN longer than the slowest at the new limit in steady state, which
+# the traffic goes on to measure for STEADY_SECONDS after the bound.
+LIMIT_IN_FORCE_WITHIN, STALL_MARGIN, STEADY_SECONDS = 10, 1.5, 10
+# No request under that load waits longer than this, then or in steady state
+# (the queue's own wait is about 2 s: 12 clients, 3 slots, 0.5 s each).
+LONGEST_WAIT = 5
+RELOAD = "RUNNING HANDLER [haproxy : Reload HAProxy]"
 
 
 def hard_stop_seconds(config):
@@ -72,35 +85,35 @@ def drain(stack, since, bound):
 
 
 def assert_limit_held(stack, observe, maxconn, requests, observed):
-    # HAProxy in TCP mode counts connections, not queries. The first round runs
-    # maxconn queries, among them one on each instance's pooled connection. When
-    # it ends, those pooled connections go back to their pools still open and
-    # keep their server slots, while the other requests wait in HAProxy's queue
-    # on connections of their own: later rounds get maxconn - pooled slots.
-    pooled = len(APP_PORTS) * POOL_SIZE
-    rounds = 1 + math.ceil((requests - maxconn) / (maxconn - pooled))
+    # HAProxy in TCP mode counts connections, not queries: maxconn queries run,
+    # the rest wait in its queue. A connection whose query ends while its
+    # worker's other requests wait in that queue closes (files/app.py), so its
+    # slot goes to the longest waiter and every round runs maxconn queries. A
+    # worker with nothing waiting keeps its pooled connection, and the slot, for
+    # its next request: on a loaded machine that can cost one round more.
+    rounds = math.ceil(requests / maxconn)
     observe(f"[{stack.name}] server maxconn {maxconn}: {requests} concurrent "
-          f"/sleep/{SLEEP_SECONDS} over ports {APP_PORTS} -> at most {observed['max_mysql_sleeps']} "
-          f"SELECT SLEEP at once in MySQL; HAProxy max sessions {observed['haproxy_smax']} "
-          f"(limit {observed['haproxy_slim']}), max queued {observed['haproxy_qmax']}; "
-          f"{observed['elapsed']:.2f}s = {rounds} rounds of {SLEEP_SECONDS}s ({pooled} idle pooled "
-          f"connections hold slots after the first; without them "
-          f"{math.ceil(requests / maxconn)} rounds); statuses {sorted(set(observed['statuses']))}")
+            f"/sleep/{SLEEP_SECONDS} over ports {APP_PORTS} -> at most {observed['max_mysql_sleeps']} "
+            f"SELECT SLEEP at once in MySQL; HAProxy max sessions {observed['haproxy_smax']} "
+            f"(limit {observed['haproxy_slim']}), max queued {observed['haproxy_qmax']}; "
+            f"{observed['elapsed']:.2f}s = {rounds} rounds of {SLEEP_SECONDS}s at the limit; "
+            f"statuses {sorted(set(observed['statuses']))}")
     assert observed["statuses"] == [200] * requests
     assert observed["max_mysql_sleeps"] == maxconn
     assert (observed["haproxy_slim"], observed["haproxy_smax"]) == (maxconn, maxconn)
     assert observed["haproxy_qmax"] == requests - maxconn
-    assert rounds * SLEEP_SECONDS <= observed["elapsed"] < rounds * SLEEP_SECONDS + 1.5
+    assert rounds * SLEEP_SECONDS <= observed["elapsed"] < (rounds + 1) * SLEEP_SECONDS + 1.5
 
 
 @pytest.fixture(scope="module")
 def live_reconfigure(stack):
     """A rerun on a live host lowers the server maxconn and turns the stats page
     on (both HAProxy settings: one reload covers them), under steady /todos
-    traffic and while a mysql client session is open through HAProxy; once the old worker is gone (hard-stop-after), the lowered
-    limit and the page are measured, the app never restarted. Then the rerun
-    with the inventory's values raises the limit again, also under traffic, and
-    it is measured the same way.
+    reads and clients looping on /sleep/0.5, while the app's sessions in MySQL
+    are counted, and while a mysql client session is open through HAProxy;
+    once the old worker is gone, the lowered limit and the page are measured,
+    the app never restarted. Then the rerun with the inventory's values raises
+    the limit again under steady /todos reads, and it is measured the same way.
 
     The session waits in MySQL on a lock that root holds on a table of the
     tests' own, so it stays open however long a loaded machine makes the rerun;
@@ -115,31 +128,54 @@ def live_reconfigure(stack):
         record["sql"] = stack.app_sql_result(f"SELECT COUNT(*) AS rows_read, 'finished' AS state FROM {PROBE_TABLE}")
         record["sql_end"] = time.monotonic()
 
+    rerun_over = threading.Event()
+
+    def let_go_after_the_reload(release):
+        """Once HAProxy has an old worker (the rerun's reload), root lets the
+        session, still waiting there, go: it completes on the connection it had.
+        Not at the rerun's end: what the run does after the reload can outlast
+        the scenarios' short hard-stop-after on a loaded machine."""
+        master = str(stack.main_pid("haproxy"))
+        workers = lambda: len(stack.host.check_output("ps --ppid %s -o pid=", master).split())  # noqa: E731
+        wait_for(lambda: rerun_over.is_set() or workers() >= 2, 600, interval=0.2)
+        record["reload_seen"] = workers() >= 2
+        record["reload_seen_at"] = time.monotonic()
+        record["waiting_after_reload"] = stack.root_sql(WAITING_ON_PROBE)
+        # The session holds the old worker: flaskstack-status shows it draining.
+        record["workers_after_reload"] = stack.haproxy_workers()
+        release()
+
     session = threading.Thread(target=sql_session)
     stack.root_sql(f"DROP TABLE IF EXISTS {PROBE_TABLE}; CREATE TABLE {PROBE_TABLE} (id INT PRIMARY KEY); "
                    f"INSERT INTO {PROBE_TABLE} VALUES (1)")
     with contextlib.ExitStack() as lowered:
         lowered.callback(stack.root_sql, f"DROP TABLE IF EXISTS {PROBE_TABLE}")
-        with stack.steady_reads() as record["traffic_lowering"]:
-            # Held across the session and the rerun: the rerun starts at once,
-            # not behind another worker's measured window.
-            with machine_lock(exclusive=False), stack.table_locked(PROBE_TABLE) as release:
+        with stack.steady_reads() as record["traffic_lowering"], \
+                stack.steady_reads(streams=SLEEP_STREAMS, path=STEADY_SLEEP) as record["sleeps_lowering"], \
+                stack.app_sessions_sampled(excluding=PROBE_TABLE.split(".")[1]) as record["sessions_lowering"]:
+            # A measured window (how soon the limit holds, how long requests
+            # wait), across the session, the rerun and the steady state after it.
+            with timing_window(), stack.table_locked(PROBE_TABLE) as release:
                 session.start()
                 record["session_waiting_after"] = wait_for(lambda: stack.root_sql(WAITING_ON_PROBE) == "1", 15,
                                                            interval=0.2)
+                watcher = threading.Thread(target=let_go_after_the_reload, args=(release,))
+                watcher.start()
                 change = lowered.enter_context(stack.reconfigured(
                     "--tags", "haproxy", expect_success=False, haproxy_server_maxconn=LOWERED_MAXCONN,
                     haproxy_stats_page_enabled="true", haproxy_stats_page_password=STATS_PAGE_TEST_PASSWORD))
                 record["rerun_end"] = time.monotonic()
-                record["waiting_after_rerun"] = stack.root_sql(WAITING_ON_PROBE)
-                # The session holds the old worker: flaskstack-status shows it draining.
-                record["workers_after_rerun"] = stack.haproxy_workers()
-                release()
+                rerun_over.set()  # (in case the run never reloaded)
+                watcher.join()
                 record["config_during"] = stack.host.file(HAPROXY_CONFIG).content_string
                 record["pids_after"] = stack.unit_pids()
                 session.join()
-            if change.result.returncode == 0:
-                record["drained_after"] = drain(stack, record["rerun_end"], record["hard_stop"])
+                if change.result.returncode == 0:
+                    record["drained_after"] = drain(stack, record["rerun_end"], record["hard_stop"])
+                    # The traffic and the count go on past the bound: the steady state at the new limit.
+                    record["reload_at"] = task_start_times(change.result.stdout)[RELOAD]
+                    while time.time() < record["reload_at"] + LIMIT_IN_FORCE_WITHIN + STEADY_SECONDS:
+                        time.sleep(0.2)
         if change.result.returncode == 0:
             # The measured window outside the shared lock, so that it is exclusive.
             record["observed"] = measure_concurrent_sleeps(stack, LOWERED_REQUESTS)
@@ -153,6 +189,9 @@ def live_reconfigure(stack):
             record["stats_page_html"] = stack.host.check_output("curl -sS -u %s %s", credentials, page)
             record["haproxy_version"] = stack.host.check_output("haproxy -v").split()[2]
         # Raising it again: the rerun with the inventory's values, under traffic.
+        # Steady reads alone: one at a time, each instance's pooled connection
+        # serves them all and is never replaced, so it stays with the old worker
+        # unless the app moves it.
         with stack.steady_reads() as record["traffic_raising"]:
             lowered.close()
             raise_end = time.monotonic()
@@ -169,23 +208,26 @@ def live_reconfigure(stack):
 def test_rerun_with_a_new_limit_changes_only_the_config_and_reloads(live_reconfigure):
     rerun = live_reconfigure["rerun"]
     assert rerun.returncode == 0, failure_text(rerun)
-    assert changed_tasks(rerun.stdout) == HAPROXY_ONLY, failure_text(rerun)
+    assert changed_tasks(rerun.stdout) == HAPROXY_AND_APP_RECONNECT, failure_text(rerun)
     assert f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn {LOWERED_MAXCONN} check port {CHECK_PORT} inter 2s\n" in \
         live_reconfigure["config_during"]
 
 
 def test_an_old_worker_is_shown_draining_then_gone_within_the_bound(stack, observe, live_reconfigure):
     assert live_reconfigure["rerun"].returncode == 0, failure_text(live_reconfigure["rerun"])
-    # Right after the rerun, the reload's old worker still holds the open session.
-    assert live_reconfigure["workers_after_rerun"] == (1, 1)
+    # Right after the reload, its old worker still holds the open session.
+    assert live_reconfigure["workers_after_reload"] == (1, 1)
     drained, raised = live_reconfigure.get("drained_after"), live_reconfigure.get("raise_drained_after")
     bound = live_reconfigure["hard_stop"]
-    observe(f"[{stack.name}] hard-stop-after {bound}s under steady /todos: old worker gone "
-            f"{drained and round(drained, 1)}s after the lowering rerun, "
+    observe(f"[{stack.name}] hard-stop-after {bound}s under steady traffic: old worker gone "
+            f"{drained and round(drained, 1)}s after the lowering rerun (a session held it), "
             f"{raised and round(raised, 1)}s after the raising one")
-    # The old worker stops at the bound after the reload, which the rerun's end follows.
+    # The lowering's old worker keeps the test's open session until the test lets it
+    # go, at the latest until the bound after the reload, which the rerun's end follows.
     assert drained is not None and drained <= bound + 10, drained
-    assert raised is not None and raised <= bound + 10, raised
+    # The raising's holds only the app's pooled connections (steady reads, one at a
+    # time, never replace them), which the app moves at once: it leaves well before the bound.
+    assert raised is not None and raised <= LIMIT_IN_FORCE_WITHIN, raised
 
 
 def test_no_request_fails_while_a_limit_changes(stack, observe, live_reconfigure):
@@ -196,6 +238,51 @@ def test_no_request_fails_while_a_limit_changes(stack, observe, live_reconfigure
                 f"failures {traffic['failures']}")
         assert traffic["requests"] >= 20, traffic
         assert traffic["failures"] == [], traffic
+
+
+def test_a_lowered_limit_is_the_limit_in_mysql_within_seconds(stack, observe, live_reconfigure):
+    """The app's sessions in MySQL (idle pooled ones too) are within the new
+    limit within LIMIT_IN_FORCE_WITHIN of the reload, not at hard-stop-after.
+    (Under this load the app's pools replace most of their connections by
+    themselves too; the old worker's quick exit after the raise, where nothing
+    replaces them, shows that the app moves them.)"""
+    assert live_reconfigure["rerun"].returncode == 0, failure_text(live_reconfigure["rerun"])
+    reload_at, samples = live_reconfigure["reload_at"], live_reconfigure["sessions_lowering"]
+    before = [sessions for at, sessions in samples if at < reload_at]
+    after = [(at - reload_at, sessions) for at, sessions in samples if at >= reload_at]
+    over = [since for since, sessions in after if sessions > LOWERED_MAXCONN]
+    within = max(over, default=0.0)
+    observe(f"[{stack.name}] server maxconn {SERVER_MAXCONN} -> {LOWERED_MAXCONN} under {SLEEP_STREAMS} clients "
+            f"looping on {STEADY_SLEEP}: the app's MySQL sessions at most {max(before, default=None)} before the "
+            f"reload, at most {max((s for _, s in after), default=None)} after it, within {LOWERED_MAXCONN} "
+            f"{within:.1f}s after it (hard-stop-after {live_reconfigure['hard_stop']}s; "
+            f"{len(samples)} samples)")
+    # The premise: the old limit let more through than the new one.
+    assert max(before) > LOWERED_MAXCONN, before
+    assert after and after[-1][0] >= LIMIT_IN_FORCE_WITHIN, "the count stopped before the bound"
+    assert within <= LIMIT_IN_FORCE_WITHIN, after
+    # Meanwhile, the old worker's connections (at most the old limit) and the new one's.
+    assert max(sessions for _, sessions in after) <= SERVER_MAXCONN + LOWERED_MAXCONN, after
+
+
+def test_no_request_fails_or_stalls_while_a_limit_changes(stack, observe, live_reconfigure):
+    """No request fails, none sent while a limit changes waits much longer
+    than the lowered limit makes one wait in steady state (the queue's own
+    wait), and none waits longer than LONGEST_WAIT, then or in steady state."""
+    assert live_reconfigure["rerun"].returncode == 0, failure_text(live_reconfigure["rerun"])
+    reload_at, lowering = live_reconfigure["reload_at"], live_reconfigure["sleeps_lowering"]
+    steady = [seconds for wall, seconds in lowering["timed"] if wall >= reload_at + LIMIT_IN_FORCE_WITHIN]
+    changing = [seconds for wall, seconds in lowering["timed"] if reload_at - 1 <= wall < reload_at + LIMIT_IN_FORCE_WITHIN]
+    observe(f"[{stack.name}] {SLEEP_STREAMS} clients looping on {STEADY_SLEEP}: at server maxconn {LOWERED_MAXCONN} "
+            f"in steady state the slowest took {max(steady, default=None)}s (median "
+            f"{sorted(steady)[len(steady) // 2] if steady else None}s, {len(steady)} requests); while it was "
+            f"lowered, the slowest of {len(changing)} took {max(changing, default=None)}s; "
+            f"failed: {lowering['failures'][:3]}")
+    assert lowering["failures"] == []
+    assert len(steady) >= 2 * SLEEP_STREAMS, "too few requests in steady state to compare with"
+    assert changing and max(changing) <= max(steady) + STALL_MARGIN, (sorted(changing)[-5:], max(steady))
+    # A request queued behind connections that never close would wait until its timeout.
+    assert max(changing + steady) <= LONGEST_WAIT, (sorted(changing)[-5:], sorted(steady)[-5:])
 
 
 def test_a_lowered_server_maxconn_caps_mysql_sessions_after_a_rerun(stack, observe, live_reconfigure):
@@ -214,10 +301,11 @@ def test_rerun_leaves_mysql_gunicorn_and_the_haproxy_master_running(live_reconfi
 
 
 def test_a_session_open_through_haproxy_survives_the_reload(live_reconfigure):
-    # It was waiting in MySQL before the rerun began, and still was once it was over.
+    # It was waiting in MySQL before the rerun began, and still was once HAProxy had reloaded.
     assert live_reconfigure["session_waiting_after"] is not None, "the session never reached MySQL"
-    assert live_reconfigure["waiting_after_rerun"] == "1", "the session ended before the rerun did"
-    assert live_reconfigure["sql_end"] > live_reconfigure["rerun_end"]
+    assert live_reconfigure["reload_seen"], "no reload seen"
+    assert live_reconfigure["waiting_after_reload"] == "1", "the session ended before the reload"
+    assert live_reconfigure["sql_end"] > live_reconfigure["reload_seen_at"]
     # Its connection carried it to the end: the row came back.
     assert live_reconfigure["sql"].rc == 0, live_reconfigure["sql"].stderr
     assert live_reconfigure["sql"].stdout.split() == ["1", "finished"]
@@ -225,7 +313,7 @@ def test_a_session_open_through_haproxy_survives_the_reload(live_reconfigure):
 
 def test_rerun_with_defaults_restores_the_original_file(live_reconfigure):
     restore = live_reconfigure["restore"]
-    assert changed_tasks(restore.stdout) == HAPROXY_ONLY, failure_text(restore)
+    assert changed_tasks(restore.stdout) == HAPROXY_AND_APP_RECONNECT, failure_text(restore)
     assert live_reconfigure["config_after"] == live_reconfigure["config_before"]
 
 

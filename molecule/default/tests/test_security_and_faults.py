@@ -4,7 +4,6 @@ real stack."""
 import contextlib
 import json
 import os
-import pathlib
 import re
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG,
                                 MYSQL_PORT, SEEDED_TODOS, SERVER_MAXCONN, assert_succeeded, changed_tasks,
                                 connection_vars, failure_message, failure_text, recap, run_playbook, timing_window,
-                                wait_for)
+                                vault_args, wait_for)
 
 MAX_CONNECTIONS = DEFAULTS["mysql"]["mysql_max_connections"]
 ADMIN_CONNECTIONS = DEFAULTS["mysql"]["mysql_admin_connections"]
@@ -170,16 +169,10 @@ def deployed_password(stack):
 def test_vaulted_password_converges_and_is_never_printed(stack):
     vaulted = "Vaulted-" + os.urandom(12).hex()
     with tempfile.TemporaryDirectory() as tmp:
-        vault_pass, vars_file = pathlib.Path(tmp, "vault-pass"), pathlib.Path(tmp, "vault.yml")
-        vault_pass.write_text(os.urandom(16).hex())
-        vars_file.write_text(f"vault_flaskstack_db_password: {vaulted}\n")
-        subprocess.run(["ansible-vault", "encrypt", "--vault-password-file", str(vault_pass), str(vars_file)],
-                       capture_output=True, check=True)
-        assert vaulted not in vars_file.read_text()
         # The two roles that use the password; the restore runs them without the
         # vault: back to the generated password.
-        with stack.reconfigured("--tags", "mysql,flaskapp", "-v", "--diff", "-e", f"@{vars_file}",
-                                "--vault-password-file", str(vault_pass),
+        with stack.reconfigured("--tags", "mysql,flaskapp", "-v", "--diff",
+                                *vault_args(tmp, vault_flaskstack_db_password=vaulted),
                                 restore_args=("--tags", "mysql,flaskapp")) as change:
             assert vaulted not in change.result.stdout + change.result.stderr
             assert deployed_password(stack) == vaulted

@@ -1,11 +1,9 @@
 """The stack's generated password belongs to the controller that deployed it: a
 controller without it must not make a new one and lock the running app out."""
-import datetime
-import re
 import secrets
 import time
 
-from flaskstack_testlib import changed_tasks, extra_vars_args, failure_message, run_playbook
+from flaskstack_testlib import changed_tasks, extra_vars_args, failure_message, run_playbook, task_start_times
 
 ACCOUNT_CHANGED = "TASK [mysql : Create the application account]"
 APPLIED = "TASK [flaskapp : Note that the app runs with the current settings]"
@@ -30,31 +28,6 @@ def test_a_controller_without_the_password_refuses_to_replace_it(stacks, tmp_pat
                      flaskstack_db_password_new="true")
     assert asked.returncode == 0, asked.stdout[-3000:]
     assert "mysql : Create the application account" in changed_tasks(asked.stdout)
-
-
-PROFILE_LINE = re.compile(r"^\w+ (\d+ \w+ \d{4}) +(\d\d:\d\d:\d\d [+-]\d{4}) \(.*\) +(\d+):(\d\d):(\d\d\.\d+) \*+\s*$")
-
-
-def task_start_times(output):
-    """{task header: Unix time it started}, from the lines profile_tasks prints
-    under each header: a wall clock to the second, and the seconds since the
-    run began to the millisecond. The run's start is the latest of (wall -
-    elapsed) over every line, which pins it well within a second."""
-    starts, elapsed_of = [], {}
-    lines = output.splitlines()
-    for header, line in zip(lines, lines[1:]):
-        match = PROFILE_LINE.match(line)
-        if not match:
-            continue
-        day, clock, hours, minutes, seconds = match.groups()
-        wall = datetime.datetime.strptime(f"{day} {clock}", "%d %B %Y %H:%M:%S %z").timestamp()
-        elapsed = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        starts.append(wall - elapsed)
-        if header.startswith(("TASK [", "RUNNING HANDLER [")):
-            elapsed_of.setdefault(header.split("]")[0] + "]", elapsed)
-    assert starts, "no profile_tasks lines in the run's output"
-    run_started = max(starts)
-    return {header: run_started + elapsed for header, elapsed in elapsed_of.items()}
 
 
 def test_a_new_password_on_mariadb_fails_new_logins_for_a_measured_window(stacks, address, observe):

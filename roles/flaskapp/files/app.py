@@ -7,12 +7,13 @@ from the environment systemd loads from a root-only file.
 """
 import os
 import re
+import time
 
 from flask import Flask, jsonify
 from pymysql.err import OperationalError
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 SLEEP_MAX_SECONDS = float(os.environ.get("FLASKAPP_SLEEP_MAX_SECONDS", "60"))
@@ -69,6 +70,61 @@ def refuse_plain_text(dbapi_connection, _record):
         raise OperationalError(2026, "TLS is required (FLASKAPP_DB_TLS=%s), but the server did not offer it" % DB_TLS)
 
 
+# Connects this worker has under way: under load they wait in HAProxy's queue
+# for a server slot, and a slot frees only when a connection closes.
+connects_waiting = 0
+
+
+@event.listens_for(engine, "do_connect")
+def count_connects(dialect, _record, cargs, cparams):
+    global connects_waiting
+    connects_waiting += 1
+    try:
+        return dialect.loaded_dbapi.connect(*cargs, **cparams)
+    finally:
+        connects_waiting -= 1
+
+
+def release_if_others_wait(conn):
+    """A connection kept in the pool while this worker's other requests wait in
+    HAProxy's queue would keep its slot for whoever asks next, and a request
+    already queued would wait until the queue timeout under steady load. So
+    while any wait, it closes instead, and its slot goes to the longest waiter
+    in HAProxy's queue (first come, first served). A connect per request only
+    while requests queue; none otherwise."""
+    if connects_waiting:
+        conn.invalidate()
+
+
+# Rewritten by the site playbook once the proxy in front of MySQL has reloaded
+# (new limits): connections opened before it go through the proxy's old worker,
+# which keeps its old limits for as long as they stay open.
+PROXY_GENERATION_FILE = os.environ.get("FLASKAPP_PROXY_GENERATION_FILE", "")
+
+
+def proxy_generation():
+    """When the proxy last took new settings (the file's mtime, ns; 0 without one)."""
+    try:
+        return os.stat(PROXY_GENERATION_FILE).st_mtime_ns
+    except OSError:
+        return 0
+
+
+@event.listens_for(engine, "connect")
+def note_when_opened(_dbapi_connection, record):
+    record.info["opened_ns"] = time.time_ns()
+
+
+@event.listens_for(engine, "checkout")
+def through_the_current_proxy(_dbapi_connection, record, _proxy):
+    """A pooled connection opened before the proxy's reload is replaced as it
+    leaves the pool (SQLAlchemy closes it and opens another, through the new
+    worker), so that the new limits hold within moments under traffic rather
+    than at hard-stop-after. A stat() per checkout; one connect per reload."""
+    if record.info.get("opened_ns", 0) < proxy_generation():
+        raise DisconnectionError("opened through the proxy's previous worker")
+
+
 app = Flask(__name__)
 
 
@@ -102,13 +158,17 @@ def read(statement, **params):
     a new connection, so the client never sees it; reads are safe to repeat."""
     try:
         with engine.connect() as conn:
-            return conn.execute(text(statement), params).all()
+            rows = conn.execute(text(statement), params).all()
+            release_if_others_wait(conn)
+            return rows
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
         app.logger.warning("connection lost during a read (%s): retrying once", exc.orig)
     with engine.connect() as conn:
-        return conn.execute(text(statement), params).all()
+        rows = conn.execute(text(statement), params).all()
+        release_if_others_wait(conn)
+        return rows
 
 
 @app.get("/todos")
