@@ -70,29 +70,34 @@ def refuse_plain_text(dbapi_connection, _record):
         raise OperationalError(2026, "TLS is required (FLASKAPP_DB_TLS=%s), but the server did not offer it" % DB_TLS)
 
 
-# Connects this worker has under way: under load they wait in HAProxy's queue
-# for a server slot, and a slot frees only when a connection closes.
-connects_waiting = 0
+# When each connect this worker has under way began: under load they wait in
+# HAProxy's queue for a server slot, and a slot frees only when a connection closes.
+connects_under_way = {}
+# A connect under way this long is waiting in HAProxy's queue: a login takes
+# milliseconds (tens with TLS on a loaded host), and so does a refused one
+# (during a password change on MariaDB, where closing a logged-in connection
+# would only make one more login fail: measured, twice the failed requests).
+QUEUED_AFTER_SECONDS = 0.25
 
 
 @event.listens_for(engine, "do_connect")
-def count_connects(dialect, _record, cargs, cparams):
-    global connects_waiting
-    connects_waiting += 1
+def note_connects_under_way(dialect, _record, cargs, cparams):
+    key = object()
+    connects_under_way[key] = time.monotonic()
     try:
         return dialect.loaded_dbapi.connect(*cargs, **cparams)
     finally:
-        connects_waiting -= 1
+        del connects_under_way[key]
 
 
 def release_if_others_wait(conn):
     """A connection kept in the pool while this worker's other requests wait in
     HAProxy's queue would keep its slot for whoever asks next, and a request
     already queued would wait until the queue timeout under steady load. So
-    while any wait, it closes instead, and its slot goes to the longest waiter
-    in HAProxy's queue (first come, first served). A connect per request only
-    while requests queue; none otherwise."""
-    if connects_waiting:
+    while one waits, a connection that finished its query closes instead, and
+    its slot goes to the longest waiter in HAProxy's queue (first come, first
+    served). A connect per request only while requests queue; none otherwise."""
+    if connects_under_way and time.monotonic() - min(connects_under_way.values()) > QUEUED_AFTER_SECONDS:
         conn.invalidate()
 
 
