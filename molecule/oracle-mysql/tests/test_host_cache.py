@@ -50,7 +50,10 @@ def proxied_by_address(stack):
             "--tags", "mysql,haproxy", mysql_bind_address=address, mysql_client_addresses=[address],
             mysql_skip_name_resolve=False, mysql_max_connect_errors=MAX_CONNECT_ERRORS,
             haproxy_backend_servers=[{"name": "mysql1", "address": address, "host": stack.name}],
-            haproxy_server_check_interval=CHECK_INTERVAL))
+            # All three intervals: a failed check among thousands would otherwise
+            # slow the rest to the transition's or the DOWN server's pace.
+            haproxy_server_check_interval=CHECK_INTERVAL, haproxy_server_check_fast_interval=CHECK_INTERVAL,
+            haproxy_server_check_down_interval=CHECK_INTERVAL))
         assert wait_for(lambda: stack.server()["status"] == "UP", 30) is not None, \
             f"HAProxy's server at {address} did not come UP: {stack.server()}"
         yield address
