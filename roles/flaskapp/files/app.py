@@ -162,14 +162,15 @@ def read(statement, **params):
     HAProxy worker stopped after a reload, MySQL restarted) is retried once on
     a new connection, so the client never sees it; reads are safe to repeat."""
     try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(statement), params).all()
-            release_if_others_wait(conn)
-            return rows
+        return read_once(statement, params)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
         app.logger.warning("connection lost during a read (%s): retrying once", exc.orig)
+    return read_once(statement, params)
+
+
+def read_once(statement, params):
     with engine.connect() as conn:
         rows = conn.execute(text(statement), params).all()
         release_if_others_wait(conn)
