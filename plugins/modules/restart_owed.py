@@ -21,17 +21,30 @@ description:
     notify the handler that applies it.
   - Used by the mysql, haproxy and flaskapp roles of this collection, at their
     start, for changes an earlier run wrote but was cut off before its handlers ran.
+  - Also reports each unit's C(ActiveState) and C(UnitFileState), read by the same
+    C(systemctl show), so that a task which starts and enables a unit can be
+    skipped where it already runs and is enabled; a rerun then makes one module
+    run for all of them instead of one per unit.
 options:
   units:
-    description: systemd units; a unit that is not running owes nothing (starting it applies everything).
+    description:
+      - systemd units that all read O(paths); a unit that is not running owes
+        nothing (starting it applies everything).
+      - Exactly one of O(units) and O(inputs).
     type: list
     elements: str
-    required: true
   paths:
-    description: Files and directories the units read when they start; missing ones are ignored.
+    description: Files and directories the units in O(units) read when they start; missing ones are ignored.
     type: list
     elements: path
-    required: true
+    default: []
+  inputs:
+    description:
+      - Per unit, the files and directories it reads when it starts (absolute
+        paths), for units that read different files (one module run for all of
+        them). A unit with no paths is only reported in RV(states).
+      - Exactly one of O(units) and O(inputs).
+    type: dict
   started:
     description:
       - V(main), when the unit's main process started (a restart replaces it);
@@ -51,6 +64,10 @@ attributes:
     support: full
     platforms: posix
     description: Linux with systemd and /proc.
+seealso:
+  - name: systemd.unit properties (systemctl show)
+    description: What C(ActiveState) and C(UnitFileState) mean.
+    link: https://www.freedesktop.org/software/systemd/man/latest/systemctl.html
 notes:
   - The process start times come from /proc and the boot time from CLOCK_BOOTTIME,
     to a few hundredths of a second, so a file written just before a restart is not
@@ -71,6 +88,20 @@ EXAMPLES = r"""
     # A reload starts new workers under the same master.
     started: newest_child
   notify: Reload HAProxy
+
+- name: Look at the server and its health check, which read different files
+  flaskstack.stack.restart_owed:
+    inputs:
+      mysql: [/etc/mysql/conf.d/zz-flaskstack.cnf]
+      flaskstack-mysql-check: [/usr/local/sbin/flaskstack-mysql-check]
+  register: units
+
+- name: Start the server and enable it at boot
+  ansible.builtin.service:
+    name: mysql
+    state: started
+    enabled: true
+  when: "'mysql' not in units.running_and_enabled"
 """
 
 RETURN = r"""
@@ -84,6 +115,17 @@ stale:
   type: dict
   returned: always
   sample: {"haproxy": ["/etc/haproxy/haproxy.cfg"]}
+states:
+  description: Per unit, its C(ActiveState) and C(UnitFileState) (empty for a unit systemd does not know).
+  type: dict
+  returned: always
+  sample: {"haproxy": {"ActiveState": "active", "UnitFileState": "enabled"}}
+running_and_enabled:
+  description: The units that are active and enabled at boot, which a start-and-enable task can skip.
+  type: list
+  elements: str
+  returned: always
+  sample: ["haproxy"]
 """
 
 import os
@@ -125,10 +167,23 @@ def children(pid):
     return found
 
 
-def main_pid(unit):
-    result = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", unit],
-                            capture_output=True, text=True, check=False)
-    return int(result.stdout.strip() or 0)
+SHOWN = ("MainPID", "ActiveState", "UnitFileState")
+
+
+def unit_properties(units):
+    """{unit: {MainPID, ActiveState, UnitFileState}} from one systemctl call,
+    which prints a block per unit, in the order asked, separated by blank lines."""
+    command = ["systemctl", "show"] + [arg for name in SHOWN for arg in ("-p", name)] + ["--"] + list(units)
+    output = subprocess.run(command, capture_output=True, text=True, check=False).stdout
+    return dict(zip(units, parse_show(output, len(units))))
+
+
+def parse_show(output, count):
+    """systemctl show's blocks as dicts (a missing property reads as empty)."""
+    blocks = [dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+              for block in output.strip("\n").split("\n\n")] if output.strip() else []
+    blocks += [{}] * (count - len(blocks))
+    return [{name: block.get(name, "") for name in SHOWN} for block in blocks[:count]]
 
 
 def newest_mtime(path):
@@ -155,19 +210,27 @@ def stale_inputs(started_at, mtimes):
 def run_module():
     module = AnsibleModule(
         argument_spec={
-            "units": {"type": "list", "elements": "str", "required": True},
-            "paths": {"type": "list", "elements": "path", "required": True},
+            "units": {"type": "list", "elements": "str"},
+            "paths": {"type": "list", "elements": "path", "default": []},
+            "inputs": {"type": "dict"},
             "started": {"type": "str", "choices": ["main", "newest_child"], "default": "main"},
         },
+        mutually_exclusive=[("units", "inputs")],
+        required_one_of=[("units", "inputs")],
         supports_check_mode=True,
     )
+    inputs = module.params["inputs"] or {unit: module.params["paths"] for unit in module.params["units"]}
+    if not all(isinstance(paths, list) for paths in inputs.values()):
+        module.fail_json(msg="inputs: each unit needs a list of paths")
+    inputs = {unit: [str(path) for path in paths] for unit, paths in inputs.items()}
     btime, ticks = boot_time(), os.sysconf("SC_CLK_TCK")
-    mtimes = {path: newest_mtime(path) for path in module.params["paths"] if os.path.exists(path)}
+    properties = unit_properties(list(inputs))
     stale = {}
-    for unit in module.params["units"]:
-        pid = main_pid(unit)
+    for unit, paths in inputs.items():
+        pid = int(properties[unit]["MainPID"] or 0)
         if not pid:
             continue
+        mtimes = {path: newest_mtime(path) for path in paths if os.path.exists(path)}
         pids = children(pid) if module.params["started"] == "newest_child" else []
         starts = [start for start in (process_start(p, btime, ticks) for p in pids or [pid]) if start is not None]
         if not starts:
@@ -175,7 +238,12 @@ def run_module():
         changed_since = stale_inputs(max(starts), mtimes)
         if changed_since:
             stale[unit] = changed_since
-    module.exit_json(changed=bool(stale), owed=bool(stale), stale=stale)
+    states = {unit: {name: shown[name] for name in ("ActiveState", "UnitFileState")}
+              for unit, shown in properties.items()}
+    running_and_enabled = [unit for unit, state in states.items()
+                           if state == {"ActiveState": "active", "UnitFileState": "enabled"}]
+    module.exit_json(changed=bool(stale), owed=bool(stale), stale=stale, states=states,
+                     running_and_enabled=running_and_enabled)
 
 
 if __name__ == "__main__":

@@ -224,18 +224,29 @@ def test_load_data_local_is_off(stack):
 
 
 @pytest.mark.platform_independent
-def test_a_rerun_drops_anonymous_accounts_and_remote_root(stack):
+def test_a_rerun_drops_stray_accounts_and_enables_the_units_it_finds_disabled(stack):
     # Locked and without a password: nobody can use them in the meantime.
     accounts = ["''@'localhost'", "''@'%'", "'root'@'%'"]
     stack.root_sql("; ".join(f"CREATE USER IF NOT EXISTS {account} ACCOUNT LOCK" for account in accounts))
+    # Disabled at boot, left running (stopping them would take the stack down
+    # under the other tests): the role's look at the units must see it and run
+    # their start-and-enable tasks, which it skips for units running and enabled.
+    units = [stack.mysql_unit, "prometheus-mysqld-exporter", "flaskstack-mysql-check"]
+    stack.host.check_output("systemctl disable --quiet %s %s %s", *units)
     try:
         result = assert_succeeded(stack.rerun("--tags", "mysql"))
-        assert changed_tasks(result.stdout) == ["mysql : Drop the anonymous accounts",
-                                                "mysql : Drop root's accounts for other hosts"], failure_text(result)
+        assert changed_tasks(result.stdout) == [
+            "mysql : Start the server and enable it at boot",
+            "mysql : Drop the anonymous accounts",
+            "mysql : Drop root's accounts for other hosts",
+            "mysql : Start the exporter and enable it at boot",
+            "mysql : Start the health check, and at boot"], failure_text(result)
         assert stack.root_sql("SELECT CONCAT(User, '@', Host) FROM mysql.user WHERE User = '' OR "
                               "(User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1'))") == ""
+        assert all(stack.host.service(unit).is_enabled for unit in units)
     finally:
         stack.root_sql(f"DROP USER IF EXISTS {', '.join(accounts)}")
+        stack.host.run("systemctl enable --quiet %s %s %s", *units)
 
 
 @pytest.mark.platform_independent

@@ -4,7 +4,7 @@ import subprocess
 import time
 
 from ansible_collections.flaskstack.stack.plugins.modules.restart_owed import (
-    boot_time, children, newest_mtime, process_start, stale_inputs)
+    boot_time, children, newest_mtime, parse_show, process_start, stale_inputs)
 
 
 def test_a_process_start_is_placed_to_a_few_hundredths_of_a_second():
@@ -40,3 +40,15 @@ def test_only_inputs_changed_after_the_start_are_stale():
     mtimes = {"/etc/app.env": 100.0, "/opt/app": 250.5}
     assert stale_inputs(200.0, mtimes) == ["/opt/app"]
     assert stale_inputs(300.0, mtimes) == []
+
+
+def test_systemctl_shows_a_block_per_unit_in_the_order_asked():
+    shown = ("MainPID=812\nActiveState=active\nUnitFileState=enabled\n\n"
+             "MainPID=0\nActiveState=inactive\nUnitFileState=\n")
+    assert parse_show(shown, 3) == [
+        {"MainPID": "812", "ActiveState": "active", "UnitFileState": "enabled"},
+        {"MainPID": "0", "ActiveState": "inactive", "UnitFileState": ""},
+        # systemctl said nothing of the third: nothing is known of it.
+        {"MainPID": "", "ActiveState": "", "UnitFileState": ""},
+    ]
+    assert parse_show("", 1) == [{"MainPID": "", "ActiveState": "", "UnitFileState": ""}]
