@@ -224,7 +224,13 @@ def test_load_data_local_is_off(stack):
 
 
 @pytest.mark.platform_independent
-def test_a_rerun_drops_stray_accounts_and_enables_the_units_it_finds_disabled(stack):
+def test_a_rerun_keeps_users_rows_and_restores_only_what_the_role_owns(stack):
+    """One --tags mysql rerun over a server that users and operators changed:
+    a seed row edited (kept) and one deleted (inserted again), stray accounts
+    (dropped), and MySQL, its exporter and its health check disabled at boot
+    (enabled again)."""
+    stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = 'changed by a user' WHERE id = 1; "
+                   f"DELETE FROM {DB_NAME}.todos WHERE id = 2")
     # Locked and without a password: nobody can use them in the meantime.
     accounts = ["''@'localhost'", "''@'%'", "'root'@'%'"]
     stack.root_sql("; ".join(f"CREATE USER IF NOT EXISTS {account} ACCOUNT LOCK" for account in accounts))
@@ -239,12 +245,16 @@ def test_a_rerun_drops_stray_accounts_and_enables_the_units_it_finds_disabled(st
             "mysql : Start the server and enable it at boot",
             "mysql : Drop the anonymous accounts",
             "mysql : Drop root's accounts for other hosts",
+            "mysql : Insert the seed rows whose id is missing",
             "mysql : Start the exporter and enable it at boot",
             "mysql : Start the health check, and at boot"], failure_text(result)
+        assert stack.root_sql(f"SELECT id, status FROM {DB_NAME}.todos ORDER BY id").splitlines() == [
+            "1\tchanged by a user", f"2\t{SEEDED_TODOS['2']['status']}"]
         assert stack.root_sql("SELECT CONCAT(User, '@', Host) FROM mysql.user WHERE User = '' OR "
                               "(User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1'))") == ""
         assert all(stack.host.service(unit).is_enabled for unit in units)
     finally:
+        stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = '{SEEDED_TODOS['1']['status']}' WHERE id = 1")
         stack.root_sql(f"DROP USER IF EXISTS {', '.join(accounts)}")
         stack.host.run("systemctl enable --quiet %s %s %s", *units)
 

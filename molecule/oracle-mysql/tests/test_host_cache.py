@@ -41,7 +41,14 @@ def host_cache_errors(stack, address):
 def proxied_by_address(stack):
     """The stack with HAProxy reaching MySQL at the host's own address, MySQL
     resolving client names and blocking a host after MAX_CONNECT_ERRORS failed
-    handshakes, and checks every CHECK_INTERVAL. Yields that address."""
+    handshakes, and checks every CHECK_INTERVAL. Yields that address.
+    Also the proof, on Oracle MySQL, that the role's bind address wins over the
+    package's loopback default, there and back (the suite's
+    test_the_roles_settings_win_over_the_packages_loopback_default, left out
+    of this scenario: it would restart MySQL twice more for the same change)."""
+    packaged = stack.host.check_output(
+        "grep -rhE '^[[:space:]]*bind[-_]address' /etc/mysql --include=*.cnf --exclude=zz-flaskstack.cnf")
+    assert "127.0.0.1" in packaged, "the package no longer sets a loopback default: this proves nothing"
     address = stack.host.check_output("ip -4 -o route get 192.0.2.1").split(" src ")[1].split()[0]
     with contextlib.ExitStack() as restore:
         # Whatever happens, no blocked host is left behind for the next tests.
@@ -56,7 +63,13 @@ def proxied_by_address(stack):
             haproxy_server_check_down_interval=CHECK_INTERVAL))
         assert wait_for(lambda: stack.server()["status"] == "UP", 30) is not None, \
             f"HAProxy's server at {address} did not come UP: {stack.server()}"
+        assert stack.root_sql("SELECT @@bind_address, @@port").split() == [address, str(MYSQL_PORT)]
+        assert stack.listening_addresses(MYSQL_PORT) == {address}
         yield address
+    # The inventory's values again: loopback only, and HAProxy's server back UP.
+    assert stack.root_sql("SELECT @@bind_address") == "127.0.0.1"
+    assert stack.listening_addresses(MYSQL_PORT) == {"127.0.0.1"}
+    assert wait_for(lambda: stack.server()["status"] == "UP", 30) is not None, stack.server()
 
 
 def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stack, observe, proxied_by_address):
