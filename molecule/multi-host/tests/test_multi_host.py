@@ -14,6 +14,7 @@ from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPR
                                 changed_tasks, failure_message, recap, run_script, wait_for)
 
 PROBE_SCRIPT = pathlib.Path(__file__).parent / "http_probe.py"
+IDLE_CONNECTIONS_SCRIPT = pathlib.Path(__file__).parent / "idle_connections.py"
 APP_HOSTS = ("app1", "app2")
 INSTANCES = {f"{name}-{port}" for name in APP_HOSTS for port in APP_PORTS}
 HTTP_NAME = DEFAULTS["haproxy"]["haproxy_http_name"]
@@ -423,6 +424,54 @@ def test_the_check_answers_the_proxy_host_and_refuses_the_others(stacks, address
                                          address["db1"], str(CHECK_PORT)).stdout
              for name in ("lb1", "app1")}
     assert asked == {"lb1": "200", "app1": "403"}, asked
+
+
+def test_idle_connections_from_another_host_leave_the_proxys_check_answered(stacks, address, observe):
+    """app1, which the allow-list refuses, holds 1,100 idle connections to db1's
+    check (once enough to keep lb1's checks unanswered, MySQL DOWN for every
+    app): lb1's checks are answered throughout and HAProxy keeps MySQL UP;
+    app1's connections are closed, not left holding the service."""
+    db_address, lb = address["db1"], stacks["lb1"]
+    seconds = 8
+    held = {}
+    attacker = threading.Thread(target=lambda: held.update(
+        run_script(stacks["app1"].host, IDLE_CONNECTIONS_SCRIPT, db_address, CHECK_PORT, 1100, seconds)))
+    attacker.start()
+    answers, started = [], time.monotonic()
+    while attacker.is_alive() and time.monotonic() - started < seconds + 60:
+        response, _ = lb.login_check(db_address)
+        answers.append((response.status, response.seconds, lb.server("mysql1")["status"]))
+        time.sleep(0.5)
+    attacker.join()
+    slowest = max(answers, key=lambda answer: answer[1])
+    observe(f"[multi-host] app1 held {held['connected']} connections to db1:{CHECK_PORT} for {seconds}s "
+            f"({held['closed']} closed by db1); lb1 asked {len(answers)} times meanwhile, slowest answer "
+            f"{slowest[1]:.3f}s, statuses {sorted({answer[0] for answer in answers})}, "
+            f"HAProxy's mysql1 {sorted({answer[2] for answer in answers})}")
+    assert held["connected"] >= 1000, held
+    assert held["closed"] >= held["connected"] - 10, f"db1 kept app1's idle connections open: {held}"
+    assert len(answers) >= 5 and {answer[0] for answer in answers} == {200}, answers
+    assert slowest[1] < 2, answers
+    assert {answer[2] for answer in answers} == {"UP"}, answers
+
+
+def test_a_200_from_other_software_on_the_check_port_is_no_mysql(stacks, address):
+    """HAProxy expects the check's own answer: with a plain web server on db1's
+    check port, answering 200 to everything, lb1 marks MySQL DOWN."""
+    db, lb = stacks["db1"], stacks["lb1"]
+    db.host.check_output("systemctl stop flaskstack-mysql-check")
+    try:
+        db.host.check_output("systemd-run --unit flaskstack-test-impostor --property DynamicUser=yes "
+                             "python3 -m http.server %s --bind %s --directory /usr/share", str(CHECK_PORT), address["db1"])
+        assert wait_for(lambda: lb.host.run("curl -s -o /dev/null -w '%%{http_code}' http://%s:%s/", address["db1"],
+                                            str(CHECK_PORT)).stdout == "200", 10) is not None
+        assert wait_for(lambda: lb.server("mysql1")["status"] == "DOWN", 15, interval=0.2) is not None, \
+            lb.server("mysql1")
+        assert "L7RSP" in lb.server("mysql1")["check_status"], lb.server("mysql1")
+    finally:
+        db.host.run("systemctl stop flaskstack-test-impostor")
+        db.host.check_output("systemctl start flaskstack-mysql-check")
+    assert wait_for(lambda: lb.server("mysql1")["status"] == "UP", 15, interval=0.2) is not None, lb.server("mysql1")
 
 
 def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, observe):
