@@ -455,25 +455,6 @@ def test_idle_connections_from_another_host_leave_the_proxys_check_answered(stac
     assert {answer[2] for answer in answers} == {"UP"}, answers
 
 
-def test_a_200_from_other_software_on_the_check_port_is_no_mysql(stacks, address):
-    """HAProxy expects the check's own answer: with a plain web server on db1's
-    check port, answering 200 to everything, lb1 marks MySQL DOWN."""
-    db, lb = stacks["db1"], stacks["lb1"]
-    db.host.check_output("systemctl stop flaskstack-mysql-check")
-    try:
-        db.host.check_output("systemd-run --unit flaskstack-test-impostor --property DynamicUser=yes "
-                             "python3 -m http.server %s --bind %s --directory /usr/share", str(CHECK_PORT), address["db1"])
-        assert wait_for(lambda: lb.host.run("curl -s -o /dev/null -w '%%{http_code}' http://%s:%s/", address["db1"],
-                                            str(CHECK_PORT)).stdout == "200", 10) is not None
-        assert wait_for(lambda: lb.server("mysql1")["status"] == "DOWN", 15, interval=0.2) is not None, \
-            lb.server("mysql1")
-        assert "L7RSP" in lb.server("mysql1")["check_status"], lb.server("mysql1")
-    finally:
-        db.host.run("systemctl stop flaskstack-test-impostor")
-        db.host.check_output("systemctl start flaskstack-mysql-check")
-    assert wait_for(lambda: lb.server("mysql1")["status"] == "UP", 15, interval=0.2) is not None, lb.server("mysql1")
-
-
 def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, observe):
     """db1 resolves client names and blocks a host after a few failed handshakes
     (molecule/multi-host/group_vars/mysql.yml); lb1 checks it every 100 ms for
@@ -506,3 +487,23 @@ def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, 
             f"max_connect_errors {SCENARIO_MYSQL['mysql_max_connect_errors']}: a new login through lb1: {answer}")
     assert answer == "connected"
     assert lb.server("mysql1")["check_status"].lstrip("* ") == "L7OK"
+
+
+def test_a_200_from_other_software_on_the_check_port_is_no_mysql(stacks, address):
+    """HAProxy expects the check's own answer: with a plain web server on db1's
+    check port, answering 200 to everything, lb1 marks MySQL DOWN. Last in this
+    file: it restarts the check, whose count the hours-of-checks test reads."""
+    db, lb = stacks["db1"], stacks["lb1"]
+    db.host.check_output("systemctl stop flaskstack-mysql-check")
+    try:
+        db.host.check_output("systemd-run --unit flaskstack-test-impostor --property DynamicUser=yes "
+                             "python3 -m http.server %s --bind %s --directory /usr/share", str(CHECK_PORT), address["db1"])
+        assert wait_for(lambda: lb.host.run("curl -s -o /dev/null -w '%%{http_code}' http://%s:%s/", address["db1"],
+                                            str(CHECK_PORT)).stdout == "200", 10) is not None
+        assert wait_for(lambda: lb.server("mysql1")["status"] == "DOWN", 15, interval=0.2) is not None, \
+            lb.server("mysql1")
+        assert "L7RSP" in lb.server("mysql1")["check_status"], lb.server("mysql1")
+    finally:
+        db.host.run("systemctl stop flaskstack-test-impostor")
+        db.host.check_output("systemctl start flaskstack-mysql-check")
+    assert wait_for(lambda: lb.server("mysql1")["status"] == "UP", 15, interval=0.2) is not None, lb.server("mysql1")
