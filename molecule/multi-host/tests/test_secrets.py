@@ -13,21 +13,44 @@ ANSWER_SLACK = 1.0
 
 
 def test_a_controller_without_the_password_refuses_to_replace_it(stacks, tmp_path):
-    db = stacks["db1"]
+    """A new controller (no generated password) is refused whatever the run
+    selects: the database host, or an app host alone, which --limit cuts off
+    from the database; and the refused run leaves no password behind for the
+    next run to find."""
+    db, app = stacks["db1"], stacks["app1"]
     missing = tmp_path / "flaskstack_db_password"
-    refused = db.rerun("--tags", "mysql", flaskstack_db_password_file=str(missing))
-    assert refused.returncode != 0
-    message = failure_message(refused, "db1")
-    assert "holds the stack's database" in message and str(missing) in message, message
-    assert "flaskstack_db_password_new=true" in message
-    # Nothing made a password, and nothing ran past the check.
-    assert not missing.exists()
-    assert changed_tasks(refused.stdout) == []
+    for selected, run in (("--tags mysql", lambda: db.rerun("--tags", "mysql", flaskstack_db_password_file=str(missing))),
+                          ("--limit app1", lambda: app.rerun(flaskstack_db_password_file=str(missing)))):
+        refused = run()
+        assert refused.returncode != 0, selected
+        message = failure_message(refused)
+        assert "The stack is deployed (db1:/var/lib/mysql/" in message and "app1:" in message, (selected, message)
+        assert str(missing) in message and "flaskstack_db_password_new=true" in message, (selected, message)
+        # Nothing made a password, and nothing ran past the check.
+        assert not missing.exists(), selected
+        assert changed_tasks(refused.stdout) == [], selected
     # Asked for a new one, the run sets it (shown in check mode, which changes nothing).
     asked = db.rerun("--tags", "mysql", "--check", flaskstack_db_password_file=str(missing),
                      flaskstack_db_password_new="true")
     assert asked.returncode == 0, asked.stdout[-3000:]
     assert "mysql : Create the application account" in changed_tasks(asked.stdout)
+
+
+def test_a_controller_without_the_ca_refuses_to_replace_it(stacks, tmp_path):
+    """The password copied but not the CA: a new CA would re-sign db1's
+    certificate before the app hosts trust it. Refused, whether the run reaches
+    the database host or only an app host, naming the files to copy."""
+    db, app = stacks["db1"], stacks["app1"]
+    ca_cert, ca_key = tmp_path / "flaskstack-db-ca.pem", tmp_path / "flaskstack-db-ca.key"
+    elsewhere = {"flaskstack_db_tls_ca_cert": str(ca_cert), "flaskstack_db_tls_ca_key": str(ca_key)}
+    for selected, stack, args in (("--tags mysql", db, ("--tags", "mysql")), ("--limit app1", app, ())):
+        refused = stack.rerun(*args, **elsewhere)
+        assert refused.returncode != 0, selected
+        message = failure_message(refused)
+        assert "The database's certificate on db1 is signed by the stack's CA" in message, (selected, message)
+        assert f"Copy {ca_cert.name} and {ca_key.name}" in message and str(tmp_path) in message, (selected, message)
+        assert not ca_cert.exists() and not ca_key.exists(), selected
+        assert changed_tasks(refused.stdout) == [], selected
 
 
 def test_a_new_password_on_mariadb_fails_new_logins_for_a_measured_window(stacks, address, observe):
