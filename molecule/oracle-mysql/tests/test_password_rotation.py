@@ -2,7 +2,8 @@
 failed request: Oracle MySQL keeps the old password valid as the account's
 second one (RETAIN CURRENT PASSWORD) until the app runs the new one, then the
 playbook's last play discards it. A run cut off in between leaves a stack that
-works, and the next run finishes the rotation.
+works, refuses another new password (which would discard the old one the app
+still runs), and the next run finishes the rotation.
 
 The traffic goes through HAProxy's HTTP entry point (on for these tests, port
 8080), which routes around the instance being restarted and retries a request
@@ -14,7 +15,7 @@ import secrets
 
 import pytest
 
-from flaskstack_testlib import APP_ENV_FILE, DB_USER, changed_tasks, vault_args, wait_for
+from flaskstack_testlib import APP_ENV_FILE, DB_USER, changed_tasks, failure_message, vault_args, wait_for
 
 HTTP_ENTRY = {"haproxy_http_enabled": True, "haproxy_http_bind_port": 8080}
 HTTP_NAME = "flaskapp"
@@ -80,6 +81,17 @@ def test_a_new_password_reaches_the_app_with_no_failed_request(stack, http_entry
     assert logs_in(stack, OLD_ENV)
     assert stack.http("/todos").status == 200
     assert stack.root_sql(SECOND_PASSWORDS).strip() == "1"
+
+    # A second change now would discard the old password, which the app still
+    # runs (MySQL keeps two at most): refused before any change.
+    another = tmp_path / "another"
+    another.mkdir()
+    refused = stack.rerun("--tags", "mysql", *vault_args(another, vault_flaskstack_db_password="another" + new_password))
+    assert refused.returncode != 0
+    assert "still takes the password it had before the last change" in failure_message(refused), \
+        failure_message(refused)
+    assert changed_tasks(refused.stdout) == []
+    assert logs_in(stack, OLD_ENV)
 
     # The next run finishes the rotation under traffic.
     rotation, reads, app_logins, refused = rerun_under_traffic(stack, *vaulted)
