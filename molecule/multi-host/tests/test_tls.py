@@ -2,6 +2,8 @@
 at layer 4: the app's sessions are encrypted, the certificate must come from
 the stack's CA and name the proxy address the app connects to, and the app
 account refuses plain text. Each failure mode is shown failing, clearly."""
+import secrets
+
 import pytest
 from flaskstack_testlib import DB_USER, PROXY_PORT
 
@@ -16,15 +18,17 @@ OTHER_CA = ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -node
             "-keyout /tmp/other-ca.key -out /tmp/other-ca.pem 2>/dev/null")
 
 
-def log_in(stack, address, **tls):
-    """Log in as the app's account with its password, from this host, with
-    PyMySQL's TLS arguments: 'connected' or the error."""
+def log_in(stack, address, account=None, **tls):
+    """Log in as the app's account (or another, a (user, password) pair), from
+    this host, with PyMySQL's TLS arguments: 'connected' or the error."""
     arguments = ", ".join(f"{name}={value!r}" for name, value in tls.items())
+    user, password = map(repr, account) if account else ("os.environ['FLASKAPP_DB_USER']",
+                                                         "os.environ['FLASKAPP_DB_PASSWORD']")
     return stack.app_python(
         "import os, pymysql\n"
         "try:\n"
-        f"    pymysql.connect(host={address!r}, port={PROXY_PORT}, user=os.environ['FLASKAPP_DB_USER'],\n"
-        f"                    password=os.environ['FLASKAPP_DB_PASSWORD'], connect_timeout=5, {arguments}).close()\n"
+        f"    pymysql.connect(host={address!r}, port={PROXY_PORT}, user={user},\n"
+        f"                    password={password}, connect_timeout=5, {arguments}).close()\n"
         "    print('connected')\n"
         "except pymysql.err.OperationalError as error:\n"
         "    print(error.args[0], error.args[1])\n").stdout.strip()
@@ -82,11 +86,24 @@ def test_verify_identity_refuses_a_proxy_name_the_certificate_does_not_hold(stac
     assert app1.app_python(ONE_REQUEST, FLASKAPP_DB_HOST="lb1", FLASKAPP_DB_TLS="verify_ca").stdout.strip() == "200"
 
 
-def test_the_app_account_refuses_plain_connections(stacks, address):
-    app1 = stacks["app1"]
-    answer = log_in(app1, address["lb1"], ssl_disabled=True)
-    # 1045: refused after the password was checked, with the same password that works over TLS.
-    assert answer.startswith("1045 "), answer
-    assert log_in(app1, address["lb1"], ssl_ca="/opt/flaskapp/db-ca.pem", ssl_verify_identity=True) == "connected"
-    # REQUIRE SSL, as the server stores it.
-    assert stacks["db1"].root_sql(f"SELECT DISTINCT ssl_type FROM mysql.user WHERE User = '{DB_USER}'").split() == ["ANY"]
+def test_mysql_refuses_plain_connections_of_any_account_and_old_tls(stacks, address):
+    """Plain text is refused for the app's account (REQUIRE SSL: 1045, with the
+    password that works over TLS) and, by require_secure_transport, for any
+    account over TCP: one made for this test, with no REQUIRE SSL of its own,
+    logs in through lb1 over TLS only. TLS 1.2 and newer."""
+    app1, db1 = stacks["app1"], stacks["db1"]
+    tls = {"ssl_ca": "/opt/flaskapp/db-ca.pem", "ssl_verify_identity": True}
+    assert log_in(app1, address["lb1"], ssl_disabled=True).startswith("1045 ")
+    assert log_in(app1, address["lb1"], **tls) == "connected"
+    assert db1.root_sql(f"SELECT DISTINCT ssl_type FROM mysql.user WHERE User = '{DB_USER}'").split() == ["ANY"]
+    account = ("flaskstack_plain_test", secrets.token_hex(12))
+    db1.root_sql(f"CREATE USER '{account[0]}'@'{address['lb1']}' IDENTIFIED BY '{account[1]}' REQUIRE NONE")
+    try:
+        # The same password over TLS gets in, so the refusal is the transport's. MariaDB
+        # reports it as access denied (1045), MySQL as insecure transport (3159).
+        plain = log_in(app1, address["lb1"], account, ssl_disabled=True)
+        assert plain.startswith(("1045 ", "3159 ")), plain
+        assert log_in(app1, address["lb1"], account, **tls) == "connected"
+    finally:
+        db1.root_sql(f"DROP USER '{account[0]}'@'{address['lb1']}'")
+    assert db1.root_sql("SELECT @@require_secure_transport, @@tls_version").split() == ["1", "TLSv1.2,TLSv1.3"]
