@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG,
-                                MYSQL_PORT, SEEDED_TODOS, SERVER_MAXCONN, assert_succeeded, changed_tasks,
+                                MYSQL_PORT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, assert_succeeded, changed_tasks,
                                 connection_vars, failure_message, failure_text, recap, run_playbook, timing_window,
                                 vault_args, wait_for)
 
@@ -45,6 +45,7 @@ BAD_VALUES = [
     ("haproxy_log_targets", ["stdout\n    stats socket /tmp/open.sock level admin"]),
     ("flaskapp_access_log_format", "%(h)s' --bind 0.0.0.0:80 '"),
     ("mysql_exporter_port", "abc"),
+    ("haproxy_bind_address", "256.0.0.1"),
 ]
 
 
@@ -631,3 +632,40 @@ def test_a_run_cut_off_before_haproxys_reload_leaves_the_next_run_to_reload_it(s
 @pytest.mark.host_independent
 def test_a_run_cut_off_before_the_apps_restart_leaves_the_next_run_to_restart_it(stack):
     cut_off_then_rerun(stack, "flaskapp")
+
+
+# What a TCP client with this source address first receives from the proxy:
+# MySQL's greeting (its byte count), or "closed" when HAProxy hangs up at once.
+FIRST_BYTES_FROM = ("import socket, sys\n"
+                    "source, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+                    "family = socket.AF_INET6 if ':' in address else socket.AF_INET\n"
+                    "with socket.socket(family) as sock:\n"
+                    "    sock.settimeout(5)\n"
+                    "    sock.bind((source, 0))\n"
+                    "    sock.connect((address, port))\n"
+                    "    try:\n"
+                    "        data = sock.recv(1024)\n"
+                    "    except ConnectionResetError:\n"
+                    "        data = b''\n"
+                    "print(len(data) if data else 'closed')\n")
+SIX_TO_FOUR_LOOPBACK = "2002:7f00:1::1"  # 127.0.0.1 in 6to4 form
+
+
+def test_the_mysql_listener_on_ipv6_admits_only_the_listed_sources(stack):
+    """Bound to `::`, the listener takes IPv4 and IPv6 clients. Its clients on
+    one host are 127.0.0.1: an IPv4 client from there gets MySQL's greeting;
+    IPv6 clients from ::1 and from 127.0.0.1's 6to4 form, which an IPv4 pattern
+    would also match, are refused as they connect."""
+    def first_bytes(source, address):
+        return stack.host.check_output("python3 -c %s %s %s %s", FIRST_BYTES_FROM, source, address, str(PROXY_PORT))
+
+    stack.host.check_output("ip -6 address replace %s/128 dev lo", SIX_TO_FOUR_LOOPBACK)
+    try:
+        with stack.reconfigured("--tags", "haproxy", haproxy_bind_address="::"):
+            assert "bind :::%s" % PROXY_PORT in stack.host.file(HAPROXY_CONFIG).content_string
+            assert first_bytes("127.0.0.1", "127.0.0.1").isdigit()
+            assert first_bytes("::1", "::1") == "closed"
+            assert first_bytes(SIX_TO_FOUR_LOOPBACK, "::1") == "closed"
+            assert stack.http("/todos").status == 200
+    finally:
+        stack.host.run("ip -6 address del %s/128 dev lo", SIX_TO_FOUR_LOOPBACK)
