@@ -5,10 +5,9 @@ account refuses plain text. Each failure mode is shown failing, clearly."""
 import secrets
 
 import pytest
-from flaskstack_testlib import DB_USER, PROXY_PORT, assert_succeeded, changed_tasks
+from flaskstack_testlib import DB_USER, PROXY_PORT
 
 APP_HOSTS = ("app1", "app2")
-SERVER_CERT = "/etc/mysql/flaskstack-tls/server-cert.pem"
 SESSION_TLS = ("import app; from sqlalchemy import text\n"
                "with app.engine.connect() as c:\n"
                "    print(dict(c.execute(text(\"SHOW SESSION STATUS LIKE 'Ssl_%%'\")).all())['Ssl_version'])\n")
@@ -108,30 +107,3 @@ def test_mysql_refuses_plain_connections_of_any_account_and_old_tls(stacks, addr
     finally:
         db1.root_sql(f"DROP USER '{account[0]}'@'{address['lb1']}'")
     assert db1.root_sql("SELECT @@require_secure_transport, @@tls_version").split() == ["1", "TLSv1.2,TLSv1.3"]
-
-
-def test_a_certificate_a_cut_off_run_installed_is_loaded_by_the_next_run(stacks, address):
-    """A run that installs a new certificate and is cut off before its handler
-    leaves MySQL serving the old one; the next run loads the installed one,
-    without a restart."""
-    db1 = stacks["db1"]
-
-    def served():
-        return db1.root_sql("SHOW GLOBAL STATUS LIKE 'Ssl_server_not_before'").split("\t", 1)[1].strip()
-
-    def installed():
-        return db1.host.check_output("openssl x509 -noout -startdate -in %s", SERVER_CERT).split("=", 1)[1].strip()
-
-    before, mysqld = served(), db1.main_pid("mariadb")
-    # A certificate that is gone is signed again, from now (the one served is older).
-    db1.host.check_output("rm %s", SERVER_CERT)
-    output, cut = db1.interrupted_rerun("--tags", "mysql", after_change_of="mysql : Install the server's certificate")
-    assert cut, output[-3000:]
-    assert served() == before != installed()
-    rerun = assert_succeeded(db1.rerun("--tags", "mysql"))
-    assert changed_tasks(rerun.stdout) == ["mysql : Reload MySQL's TLS certificates, as an earlier run owed",
-                                           "mysql : Reload MySQL's TLS certificates"], changed_tasks(rerun.stdout)
-    assert served() == installed()
-    assert db1.main_pid("mariadb") == mysqld, "MySQL restarted instead of reloading its certificates"
-    assert log_in(stacks["app1"], address["lb1"], ssl_ca="/opt/flaskapp/db-ca.pem", ssl_verify_identity=True) == \
-        "connected"
