@@ -1,12 +1,18 @@
-"""Filters of the mysql role: the account's password hash and the server
-certificate's names (flaskstack.stack.caching_sha2_hash, flaskstack.stack.subject_alt_name)."""
+"""Filters of the mysql role: the account's password hash, which accounts a
+password would change, and the server certificate's names
+(flaskstack.stack.caching_sha2_hash, flaskstack.stack.accounts_with_other_password,
+flaskstack.stack.subject_alt_name)."""
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.community.mysql.plugins.module_utils.implementations.mysql.hash import (
-    mysql_sha256_password_hash)
+    _sha256_digest, mysql_sha256_password_hash)
+
+# SHA-crypt's rounds in MySQL's sha256_password hashes ($5$<20-character salt>$<digest>).
+SHA256_PASSWORD_ROUNDS = 5000
 
 
 def flaskstack_caching_sha2_hash(password, salt):
@@ -18,6 +24,30 @@ def flaskstack_caching_sha2_hash(password, salt):
     if len(salt) != 20:
         raise AnsibleFilterError("flaskstack.stack.caching_sha2_hash: the salt must be 20 characters")
     return mysql_sha256_password_hash(password, salt)
+
+
+def password_matches(authentication_string, plugin, password):
+    """Whether an account's stored hash is the password's: True or False for
+    the plugins whose hash this can compute (caching_sha2_password and
+    sha256_password with the salt they store, mysql_native_password), None for
+    any other. community.mysql's SHA-crypt digest serves both SHA-256 plugins."""
+    stored = authentication_string or ""
+    if plugin == "mysql_native_password":
+        return stored == "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+    if plugin == "caching_sha2_password" and stored.startswith("$A$005$") and len(stored) == 70:
+        return mysql_sha256_password_hash(password, stored[7:27]) == stored
+    if plugin == "sha256_password" and stored.startswith("$5$") and stored.count("$") == 3:
+        salt = stored.split("$")[2]
+        return stored == f"$5${salt}${_sha256_digest(password, salt, SHA256_PASSWORD_ROUNDS)}"
+    return None
+
+
+def flaskstack_accounts_with_other_password(accounts, password):
+    """The accounts (rows of mysql.user with plugin and authentication_string)
+    whose password is not this one, or may not be: a hash this cannot check
+    counts as another password."""
+    return [account for account in accounts
+            if not password_matches(account.get("authentication_string"), account.get("plugin"), password)]
 
 
 def flaskstack_subject_alt_name(name):
@@ -33,4 +63,6 @@ def flaskstack_subject_alt_name(name):
 
 class FilterModule:
     def filters(self):
-        return {"caching_sha2_hash": flaskstack_caching_sha2_hash, "subject_alt_name": flaskstack_subject_alt_name}
+        return {"caching_sha2_hash": flaskstack_caching_sha2_hash,
+                "accounts_with_other_password": flaskstack_accounts_with_other_password,
+                "subject_alt_name": flaskstack_subject_alt_name}

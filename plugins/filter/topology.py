@@ -167,10 +167,12 @@ def _proxy_demand(proxy, groups, hostvars, defaults):
 
 def flaskstack_connection_budget(groups, hostvars, defaults=None):
     """The worst case each database host can be asked for: the sum over proxy
-    hosts of their server's maxconn, plus one health-check login per proxy and
-    room for administration; against the host's max_connections. One entry per
-    database host: {host, max_connections, proxies: {proxy: maxconn}, checks,
-    admin, total, fits}. A host that does not set a variable has its role's
+    hosts of their server's maxconn, as much again for their old workers (after
+    a reload, an old worker keeps the connections it holds, up to its maxconn,
+    until they close or hard-stop-after ends it, while the new one opens its
+    own), plus one health-check login per proxy and room for administration;
+    against the host's max_connections. One entry per database host: {host,
+    max_connections, proxies: {proxy: maxconn}, draining, checks, admin, total, fits}. A host that does not set a variable has its role's
     default (role_defaults(), or `defaults` when given)."""
     defaults = {**role_defaults(), **(defaults or {})}
     demands = {proxy: _proxy_demand(proxy, groups, hostvars, defaults) for proxy in groups.get("haproxy") or []}
@@ -182,10 +184,11 @@ def flaskstack_connection_budget(groups, hostvars, defaults=None):
             "host": database,
             "max_connections": int(variables.get("mysql_max_connections", defaults["mysql_max_connections"])),
             "proxies": proxies,
+            "draining": sum(proxies.values()),
             "checks": len(proxies),
             "admin": int(variables.get("mysql_admin_connections", defaults["mysql_admin_connections"])),
         }
-        entry["total"] = sum(proxies.values()) + entry["checks"] + entry["admin"]
+        entry["total"] = sum(proxies.values()) + entry["draining"] + entry["checks"] + entry["admin"]
         entry["fits"] = entry["total"] <= entry["max_connections"]
         budget.append(entry)
     return budget
@@ -195,7 +198,8 @@ def flaskstack_budget_line(entry):
     """One database host's budget, as the run prints it."""
     proxies = " + ".join(f"{count} ({proxy})" for proxy, count in entry["proxies"].items()) or "0"
     verdict = "fits" if entry["fits"] else "EXCEEDS"
-    return (f"{entry['host']}: servers' maxconn {proxies} + health checks {entry['checks']} + "
+    return (f"{entry['host']}: servers' maxconn {proxies} + old workers' {entry['draining']} after a reload + "
+            f"health checks {entry['checks']} + "
             f"administration {entry['admin']} = {entry['total']}, {verdict} max_connections "
             f"{entry['max_connections']}")
 

@@ -21,6 +21,10 @@ description:
     notify the handler that applies it.
   - Used by the mysql, haproxy and flaskapp roles of this collection, at their
     start, for changes an earlier run wrote but was cut off before its handlers ran.
+  - Also reports whether systemd has loaded each unit's files as they are on disk
+    (C(NeedDaemonReload)), since a unit file or drop-in written by a run cut off
+    before its C(daemon-reload) leaves systemd running the old settings, such as an
+    IP filter. That alone does not make the task changed.
   - Also reports each unit's C(ActiveState) and C(UnitFileState), read by the same
     C(systemctl show), so that a task which starts and enables a unit can be
     skipped where it already runs and is enabled; a rerun then makes one module
@@ -45,6 +49,17 @@ options:
         them). A unit with no paths is only reported in RV(states).
       - Exactly one of O(units) and O(inputs).
     type: dict
+  reloads:
+    description:
+      - Per name, files a running unit rereads without a restart, on a reload
+        that touches a marker file once it has succeeded (as MySQL rereads its
+        TLS files). A reload is owed when one of them changed after both the
+        unit's start and the marker's mtime. Reported in RV(stale) under the name.
+      - Each value is a dict with C(unit) (the systemd unit), C(paths) (the
+        files, absolute) and C(marker) (the marker file's absolute path; missing
+        means never reloaded).
+    type: dict
+    default: {}
   started:
     description:
       - V(main), when the unit's main process started (a restart replaces it);
@@ -89,6 +104,17 @@ EXAMPLES = r"""
     started: newest_child
   notify: Reload HAProxy
 
+- name: Look for a TLS reload an earlier run owed MySQL (its handler touches the marker)
+  flaskstack.stack.restart_owed:
+    inputs:
+      mysql: [/etc/mysql/conf.d/zz-flaskstack.cnf]
+    reloads:
+      mysql-tls:
+        unit: mysql
+        paths: [/etc/mysql/tls/server-cert.pem, /etc/mysql/tls/server-key.pem]
+        marker: /etc/mysql/tls/.reloaded
+  register: units
+
 - name: Look at the server and its health check, which read different files
   flaskstack.stack.restart_owed:
     inputs:
@@ -111,7 +137,9 @@ owed:
   returned: always
   sample: true
 stale:
-  description: "Per unit whose process is older than its inputs: {unit: [paths changed since it started]}."
+  description: >-
+    Per unit whose process is older than its inputs: {unit: [paths changed since it started]};
+    per name of O(reloads) whose files changed since the unit started and its marker was touched: {name: [paths]}.
   type: dict
   returned: always
   sample: {"haproxy": ["/etc/haproxy/haproxy.cfg"]}
@@ -120,6 +148,11 @@ states:
   type: dict
   returned: always
   sample: {"haproxy": {"ActiveState": "active", "UnitFileState": "enabled"}}
+daemon_reload_owed:
+  description: Whether a unit's file or drop-ins changed on disk since systemd last loaded them (C(NeedDaemonReload)).
+  type: bool
+  returned: always
+  sample: false
 running_and_enabled:
   description: The units that are active and enabled at boot, which a start-and-enable task can skip.
   type: list
@@ -167,7 +200,7 @@ def children(pid):
     return found
 
 
-SHOWN = ("MainPID", "ActiveState", "UnitFileState")
+SHOWN = ("MainPID", "ActiveState", "UnitFileState", "NeedDaemonReload")
 
 
 def unit_properties(units):
@@ -202,6 +235,14 @@ def newest_mtime(path):
     return newest
 
 
+def marker_time(path):
+    """When a reload last succeeded (its marker's mtime), or 0 if never."""
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0
+
+
 def stale_inputs(started_at, mtimes):
     """The paths changed after the process started, in the order given."""
     return [path for path, mtime in mtimes.items() if mtime > started_at]
@@ -213,6 +254,7 @@ def run_module():
             "units": {"type": "list", "elements": "str"},
             "paths": {"type": "list", "elements": "path", "default": []},
             "inputs": {"type": "dict"},
+            "reloads": {"type": "dict", "default": {}},
             "started": {"type": "str", "choices": ["main", "newest_child"], "default": "main"},
         },
         mutually_exclusive=[("units", "inputs")],
@@ -223,27 +265,47 @@ def run_module():
     if not all(isinstance(paths, list) for paths in inputs.values()):
         module.fail_json(msg="inputs: each unit needs a list of paths")
     inputs = {unit: [str(path) for path in paths] for unit, paths in inputs.items()}
+    reloads = module.params["reloads"]
+    for name, reload in reloads.items():
+        if not isinstance(reload, dict) or set(reload) != {"unit", "paths", "marker"} or \
+                not isinstance(reload["paths"], list):
+            module.fail_json(msg=f"reloads: {name} needs exactly unit, paths (a list) and marker")
     btime, ticks = boot_time(), os.sysconf("SC_CLK_TCK")
-    properties = unit_properties(list(inputs))
-    stale = {}
-    for unit, paths in inputs.items():
+    units = list(dict.fromkeys([*inputs, *(reload["unit"] for reload in reloads.values())]))
+    properties = unit_properties(units)
+
+    def started_at(unit, started):
+        """When the unit's process (or its youngest child) started; None if it does not run."""
         pid = int(properties[unit]["MainPID"] or 0)
         if not pid:
-            continue
-        mtimes = {path: newest_mtime(path) for path in paths if os.path.exists(path)}
-        pids = children(pid) if module.params["started"] == "newest_child" else []
+            return None
+        pids = children(pid) if started == "newest_child" else []
         starts = [start for start in (process_start(p, btime, ticks) for p in pids or [pid]) if start is not None]
-        if not starts:
-            continue
-        changed_since = stale_inputs(max(starts), mtimes)
+        return max(starts) if starts else None
+
+    def mtimes(paths):
+        return {str(path): newest_mtime(str(path)) for path in paths if os.path.exists(str(path))}
+
+    stale = {}
+    for unit, paths in inputs.items():
+        started = started_at(unit, module.params["started"])
+        changed_since = stale_inputs(started, mtimes(paths)) if started is not None else []
         if changed_since:
             stale[unit] = changed_since
+    for name, reload in reloads.items():
+        started = started_at(reload["unit"], "main")
+        if started is None:
+            continue
+        changed_since = stale_inputs(max(started, marker_time(reload["marker"])), mtimes(reload["paths"]))
+        if changed_since:
+            stale[name] = changed_since
     states = {unit: {name: shown[name] for name in ("ActiveState", "UnitFileState")}
               for unit, shown in properties.items()}
     running_and_enabled = [unit for unit, state in states.items()
                            if state == {"ActiveState": "active", "UnitFileState": "enabled"}]
+    daemon_reload_owed = any(shown["NeedDaemonReload"] == "yes" for shown in properties.values())
     module.exit_json(changed=bool(stale), owed=bool(stale), stale=stale, states=states,
-                     running_and_enabled=running_and_enabled)
+                     daemon_reload_owed=daemon_reload_owed, running_and_enabled=running_and_enabled)
 
 
 if __name__ == "__main__":

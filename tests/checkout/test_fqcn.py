@@ -45,7 +45,8 @@ def test_every_plugin_resolves_by_fqcn_in_the_checkout(tmp_path):
     assert found["tiers"] == ["flaskapp"]
     # The haproxy and mysql roles' defaults, read by the filter beside them.
     assert found["budget"] == [
-        "db1: servers' maxconn 10 (lb1) + health checks 1 + administration 5 = 16, fits max_connections 151"]
+        "db1: servers' maxconn 10 (lb1) + old workers' 10 after a reload + health checks 1 + administration 5 = 26, "
+        "fits max_connections 151"]
     assert found["caching_sha2_hash"] == "$A$005$F1askstackSaltVectorri4.7hruKlJs/qpIO8nQY9FIefQDP0lmoLPNRiOH4aD"
     assert found["subject_alt_names"] == ["IP:10.0.0.2", "DNS:db1"]
     assert found["pins"] == ["flask==3.0.3"]

@@ -219,22 +219,31 @@ def test_the_app_account_cannot_go_around_haproxy_through_the_socket(stack):
     assert stack.app_sql("SELECT 1").strip() == "1"
 
 
-def test_load_data_local_is_off(stack):
+def test_load_data_local_is_off_and_sql_files_stay_in_one_directory(stack):
     # MariaDB's own default is on: a client could have the server read its files.
     assert stack.root_sql("SELECT @@GLOBAL.local_infile") == "0"
+    # MariaDB's own default is empty: anywhere mysqld may read and write (what
+    # that means for an account with FILE: the grant-all test below).
+    assert stack.root_sql("SELECT @@GLOBAL.secure_file_priv").rstrip("/") == "/var/lib/mysql-files"
 
 
 @pytest.mark.platform_independent
 def test_a_rerun_keeps_users_rows_and_restores_only_what_the_role_owns(stack):
     """One --tags mysql rerun over a server that users and operators changed:
     a seed row edited (kept) and one deleted (inserted again), stray accounts
-    (dropped), and MySQL, its exporter and its health check disabled at boot
-    (enabled again)."""
+    (dropped: anonymous ones, root's for other hosts and any that logs in with
+    an empty password; kept: a locked one and the socket's), and MySQL, its
+    exporter and its health check disabled at boot (enabled again)."""
     stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = 'changed by a user' WHERE id = 1; "
                    f"DELETE FROM {DB_NAME}.todos WHERE id = 2")
     # Locked and without a password: nobody can use them in the meantime.
     accounts = ["''@'localhost'", "''@'%'", "'root'@'%'"]
     stack.root_sql("; ".join(f"CREATE USER IF NOT EXISTS {account} ACCOUNT LOCK" for account in accounts))
+    # Open for a moment, on loopback: root for any local process, and anyone's.
+    password_less = ["'root'@'127.0.0.1'", "'flaskstack_no_password'@'localhost'"]
+    stack.root_sql("; ".join(f"CREATE USER IF NOT EXISTS {account}" for account in password_less))
+    locked = "'flaskstack_locked_test'@'localhost'"
+    stack.root_sql(f"CREATE USER IF NOT EXISTS {locked} ACCOUNT LOCK")
     # Disabled at boot, left running (stopping them would take the stack down
     # under the other tests): the role's look at the units must see it and run
     # their start-and-enable tasks, which it skips for units running and enabled.
@@ -246,6 +255,7 @@ def test_a_rerun_keeps_users_rows_and_restores_only_what_the_role_owns(stack):
             "mysql : Start the server and enable it at boot",
             "mysql : Drop the anonymous accounts",
             "mysql : Drop root's accounts for other hosts",
+            "mysql : Drop the accounts that log in with an empty password",
             "mysql : Insert the seed rows whose id is missing",
             "mysql : Start the exporter and enable it at boot",
             "mysql : Start the health check, and at boot"], failure_text(result)
@@ -253,10 +263,13 @@ def test_a_rerun_keeps_users_rows_and_restores_only_what_the_role_owns(stack):
             "1\tchanged by a user", f"2\t{SEEDED_TODOS['2']['status']}"]
         assert stack.root_sql("SELECT CONCAT(User, '@', Host) FROM mysql.user WHERE User = '' OR "
                               "(User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1'))") == ""
+        left = stack.root_sql("SELECT CONCAT(\"'\", User, \"'@'\", Host, \"'\") FROM mysql.user WHERE User IN "
+                              "('root', 'flaskstack_no_password', 'flaskstack_locked_test', 'flaskstack_check')")
+        assert sorted(left.split()) == ["'flaskstack_check'@'localhost'", locked, "'root'@'localhost'"], left
         assert all(stack.host.service(unit).is_enabled for unit in units)
     finally:
         stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = '{SEEDED_TODOS['1']['status']}' WHERE id = 1")
-        stack.root_sql(f"DROP USER IF EXISTS {', '.join(accounts)}")
+        stack.root_sql(f"DROP USER IF EXISTS {', '.join(accounts + password_less + [locked])}")
         stack.host.run("systemctl enable --quiet %s %s %s", *units)
 
 
@@ -269,6 +282,10 @@ def test_the_originals_grant_all_is_opt_in_idempotent_and_reversible(stack):
     with stack.reconfigured("--tags", "mysql", mysql_app_grant_all_privileges="true") as change:
         assert changed_tasks(change.result.stdout) == ["mysql : Grant all privileges, as the original write-up does"]
         assert app_reads_mysql_user_table()
+        # With FILE (in ALL), the server still reads and writes no file for SQL but in secure_file_priv.
+        assert stack.app_sql("SELECT LOAD_FILE('/etc/passwd') IS NULL").strip() == "1"
+        written = stack.app_sql_result("SELECT 1 INTO OUTFILE '/tmp/flaskstack-outfile-test'")
+        assert written.rc != 0 and "ERROR 1290" in written.stderr, (written.rc, written.stderr)
         again = assert_succeeded(stack.rerun("--tags", "mysql", mysql_app_grant_all_privileges="true"))
         assert changed_tasks(again.stdout) == [], failure_text(again)
     assert changed_tasks(change.restored.stdout) == ["mysql : Create the application account"], \
@@ -505,14 +522,31 @@ def test_health_checks_never_touch_mysqls_port(stack, observe):
     assert stack.server()["check_status"].lstrip("* ") == "L7OK"  # "*": a check under way
 
 
-def test_the_check_answers_only_the_proxy_hosts(stack):
-    # On one host, the proxy is on loopback; the container's own address is not a proxy's.
-    address = stack.host.check_output("hostname -I").split()[0]
+# What a TCP client bound to a source address receives first: bytes, or
+# 'no answer' when the packets are dropped (or 'refused', 'closed').
+FIRST_ANSWER = ("import socket, sys\n"
+                "try:\n"
+                "    with socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=2,\n"
+                "                                  source_address=(sys.argv[1], 0)) as sock:\n"
+                "        sock.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n"
+                "        print('bytes' if sock.recv(64) else 'closed')\n"
+                "except socket.timeout:\n"
+                "    print('no answer')\n"
+                "except ConnectionRefusedError:\n"
+                "    print('refused')\n")
+
+
+def test_mysql_and_the_check_exchange_packets_only_with_this_host_and_the_proxies(stack):
+    """On one host the proxy is on loopback, which MySQL's and the check's units
+    admit (IPAddressAllow), and the host's own address is not a proxy's: a
+    client from it gets no answer from either, whatever it sends."""
+    address = stack.host.check_output("ip -4 -o route get 192.0.2.1").split(" src ")[1].split()[0]
     assert stack.login_check()[0].status == 200
     assert stack.listening_addresses(CHECK_PORT) == {"127.0.0.1"}
-    refused = stack.host.run("curl -s -o /dev/null -w '%%{http_code}' --max-time 3 http://%s:%s/", address,
-                             str(CHECK_PORT))
-    assert refused.stdout in ("000", "403"), refused.stdout
+    for port in (MYSQL_PORT, CHECK_PORT):
+        answers = {source: stack.host.check_output("python3 -c %s %s 127.0.0.1 %s", FIRST_ANSWER, source, str(port))
+                   for source in ("127.0.0.1", address)}
+        assert answers == {"127.0.0.1": "bytes", address: "no answer"}, (port, answers)
 
 
 def test_the_check_logs_in_without_a_password_and_may_do_nothing_else(stack):
@@ -533,13 +567,15 @@ def test_the_check_logs_in_without_a_password_and_may_do_nothing_else(stack):
 
 @pytest.mark.host_independent
 def test_a_budget_over_max_connections_stops_the_run_before_any_change(stack):
-    # The defaults: one proxy's server maxconn, its check, and room for administration.
-    needed = SERVER_MAXCONN + 1 + ADMIN_CONNECTIONS
+    # The defaults: one proxy's server maxconn, as much for its old worker after a
+    # reload, its check, and room for administration.
+    needed = 2 * SERVER_MAXCONN + 1 + ADMIN_CONNECTIONS
     result = stack.rerun(mysql_max_connections=needed - 1)
     assert result.returncode != 0
     message = failure_message(result)
-    assert (f"{stack.name}: servers' maxconn {SERVER_MAXCONN} ({stack.name}) + health checks 1 + administration "
-            f"{ADMIN_CONNECTIONS} = {needed}, EXCEEDS max_connections {needed - 1}") in message, message
+    assert (f"{stack.name}: servers' maxconn {SERVER_MAXCONN} ({stack.name}) + old workers' {SERVER_MAXCONN} after a "
+            f"reload + health checks 1 + administration {ADMIN_CONNECTIONS} = {needed}, "
+            f"EXCEEDS max_connections {needed - 1}") in message, message
     assert recap(result.stdout, stack.name)["changed"] == 0
     assert stack.root_sql("SELECT @@global.max_connections") == str(MAX_CONNECTIONS)
 
@@ -592,6 +628,13 @@ OWED = {
                 "haproxy : Reload HAProxy", lambda stack: int(stack.server()["slim"])),
     "flaskapp": ("flaskapp_db_pool_size", DEFAULTS["flaskapp"]["flaskapp_db_pool_size"] + 1,
                  "flaskapp : Write the app's environment file", "flaskapp : Restart the app", app_pool_size),
+    # MySQL's unit drop-in: its IP filter applies on systemd's reload, no restart
+    # (whose handler reports no change: the role's look for what is owed does).
+    "mysql_unit": ("mysql_allowed_networks", ["192.0.2.0/24"], "mysql : Write MySQL's unit drop-in",
+                   "mysql : Reload systemd's units, as an earlier run owed",
+                   lambda stack: [network for network in stack.host.check_output(
+                       "systemctl show -p IPAddressAllow --value %s", stack.mysql_unit).split()
+                       if network == "192.0.2.0/24"]),
 }
 
 
@@ -600,19 +643,20 @@ def cut_off_then_rerun(stack, tier):
     never reaches its handlers. The next run with the same value finds the file
     already right, and must still restart or reload."""
     variable, value, writer, handler, in_effect = OWED[tier]
+    tags = tier.split("_")[0]
     before = in_effect(stack)
-    output, cut = stack.interrupted_rerun("--tags", tier, after_change_of=writer, **{variable: value})
+    output, cut = stack.interrupted_rerun("--tags", tags, after_change_of=writer, **{variable: value})
     try:
         assert cut, f"{writer} reported no change:\n{output[-3000:]}"
         # The premise: the change is on disk, not in effect (no handler ran).
         assert in_effect(stack) == before, f"{handler} ran before the run was cut off"
-        rerun = assert_succeeded(stack.rerun("--tags", tier, **{variable: value}))
+        rerun = assert_succeeded(stack.rerun("--tags", tags, **{variable: value}))
         changed = changed_tasks(rerun.stdout)
         assert writer not in changed, "the cut-off run had not written the change"
         assert handler in changed, f"the change was never applied: {changed}"
         assert in_effect(stack) == value
     finally:
-        assert_succeeded(stack.rerun("--tags", tier))
+        assert_succeeded(stack.rerun("--tags", tags))
     assert in_effect(stack) == before
 
 
@@ -622,6 +666,12 @@ def cut_off_then_rerun(stack, tier):
 @pytest.mark.platform_independent
 def test_a_run_cut_off_before_mysqls_restart_leaves_the_next_run_to_restart_it(stack):
     cut_off_then_rerun(stack, "mysql")
+
+
+# systemd's: Debian 12's and 13's in a hybrid cgroup tree, unstable's in cgroup v2.
+@pytest.mark.platform_independent
+def test_a_run_cut_off_before_systemds_reload_leaves_the_next_run_to_apply_mysqls_ip_filter(stack):
+    cut_off_then_rerun(stack, "mysql_unit")
 
 
 @pytest.mark.host_independent

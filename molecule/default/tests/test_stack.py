@@ -1,5 +1,6 @@
 """The single-host stack, proven through its real parts: systemd, HAProxy,
 MySQL and HTTP through gunicorn."""
+import pathlib
 import re
 import sys
 import threading
@@ -8,9 +9,10 @@ import time
 import pytest
 from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG, LISTEN_NAME,
                                 MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATS_SOCKET, assert_succeeded,
-                                changed_tasks, failure_text, recap, timing_window, wait_for)
+                                changed_tasks, failure_text, recap, run_script, timing_window, wait_for)
 
 ROLE = PROJECT / "roles" / "flaskapp"
+PLAIN_TEXT_SERVER = pathlib.Path(__file__).parent / "plain_text_mysql.py"
 sys.path.insert(0, str(PROJECT / "collections"))
 from ansible_collections.flaskstack.stack.plugins.filter.flaskapp import pins_for_python  # noqa: E402
 
@@ -181,6 +183,42 @@ def test_an_app_that_requires_tls_never_falls_back_to_plain_text(stack):
     assert "database error" in result.stderr and any(reason in result.stderr for reason in reasons), result.stderr
 
 
+@pytest.mark.host_independent
+def test_a_server_on_the_path_that_offers_no_tls_gets_no_login_from_a_verify_mode(stack):
+    """The app in a verify mode meets a MySQL look-alike that offers no TLS and
+    would ask for the password in clear text: a 503, and not one byte of a
+    login sent (no user name, no password), with each PyMySQL the app pins:
+    the host's, and 1.1 (Ubuntu 20.04's Python 3.8), put first on the path."""
+    port, old = 3399, "/tmp/pymysql-1.1"
+    stack.host.check_output("/opt/flaskapp/venv/bin/pip download --quiet --no-deps --only-binary=:all: -d %s "
+                            "pymysql==1.1.2", old)
+    wheel = stack.host.check_output("ls %s/PyMySQL-1.1.2-*.whl %s/pymysql-1.1.2-*.whl 2>/dev/null || true", old, old)
+    assert wheel, "PyMySQL 1.1.2's wheel was not downloaded"
+    # As the app reads them from its environment file (hex, as the server reports what it received).
+    secrets = dict(zip(("USER", "PASSWORD"), stack.app_python(
+        "import os; print(os.environ['FLASKAPP_DB_USER'].encode().hex(), "
+        "os.environ['FLASKAPP_DB_PASSWORD'].encode().hex())").stdout.split()))
+    for pythonpath in ("", wheel.split()[0]):
+        received = {}
+        server = threading.Thread(target=lambda: received.update(run_script(stack.host, PLAIN_TEXT_SERVER, port, 20)))
+        server.start()
+        assert wait_for(lambda: stack.host.socket(f"tcp://127.0.0.1:{port}").is_listening, 10) is not None
+        result = stack.app_python("import app, pymysql\n"
+                                  "print(pymysql.VERSION_STRING, app.app.test_client().get('/todos').status_code)",
+                                  FLASKAPP_DB_HOST="127.0.0.1", FLASKAPP_DB_PORT=str(port),
+                                  FLASKAPP_DB_TLS="verify_identity",
+                                  FLASKAPP_DB_TLS_CA="/etc/ssl/certs/ca-certificates.crt", PYTHONPATH=pythonpath)
+        server.join(30)
+        version, status = result.stdout.split()
+        assert version.startswith("1.1.") == bool(pythonpath), result.stdout
+        assert secrets["USER"] not in received["sent"], f"PyMySQL {version} sent the user name"
+        assert secrets["PASSWORD"] not in received["sent"], f"PyMySQL {version} sent the password in clear text"
+        assert received["sent"] == "", f"PyMySQL {version} sent {received['sent']}"
+        # The app's refusal, or PyMySQL 1.2's own: either before any login.
+        assert status == "503" and ("did not offer" in result.stderr or "doesn't support" in result.stderr), \
+            result.stdout + result.stderr
+
+
 def test_seeding_never_duplicates_rows(stack):
     # Verify runs after converge and the idempotence run: the seed ran twice.
     assert stack.root_sql(f"SELECT COUNT(*) FROM {DB_NAME}.todos") == str(len(SEEDED_TODOS))
@@ -206,7 +244,8 @@ def test_check_mode_on_the_converged_host_reports_no_changes(stack):
     # Every run prints the connection budget, MySQL's side and HAProxy's.
     # (The scenario's inventory holds every test host: the line has one entry per host.)
     assert re.search(rf"Connection budget: .*\b{stack.name}: servers' maxconn {SERVER_MAXCONN} \({stack.name}\) "
-                     r"\+ health checks 1 \+ administration \d+ = \d+, fits max_connections \d+", result.stdout)
+                     rf"\+ old workers' {SERVER_MAXCONN} after a reload \+ health checks 1 \+ administration \d+ = \d+, "
+                     r"fits max_connections \d+", result.stdout)
     admin = DEFAULTS["haproxy"]["haproxy_admin_maxconn"]  # the metrics endpoint's share
     assert (f"global maxconn 100 holds the MySQL listener's {100 - admin} (its servers' maxconn {SERVER_MAXCONN}; "
             f"connections beyond wait in the queue), and {admin} for the stats page and metrics") in result.stdout

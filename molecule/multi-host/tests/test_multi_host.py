@@ -138,30 +138,46 @@ def test_app_account_exists_only_for_lb1(stacks, address):
     assert app_account_hosts(stacks["db1"]) == [address["lb1"]]
 
 
-@pytest.mark.parametrize("name", APP_HOSTS)
-def test_mysql_refuses_the_app_account_straight_from_an_app_host(stacks, address, name):
-    # Through lb1 the same credentials work, so the refusal is about the host.
-    assert connect_as_app(stacks[name], address["lb1"], PROXY_PORT) == "connected"
-    answer = connect_as_app(stacks[name], address["db1"], MYSQL_PORT)
-    # 1130: the host is not allowed to connect, refused before any password check.
-    assert answer.startswith("1130 "), answer
-    assert any(shown in answer for shown in names_of(stacks["db1"], address[name])), answer
-
-
-def first_bytes_from(stack, address, port):
+def first_bytes_from(stack, address, port, timeout=5):
     """What a plain TCP client on this host receives first from address:port:
     the byte count of MySQL's greeting, or 'closed' when the other end hangs
-    up at once (or 'refused' when nothing listens)."""
+    up at once ('refused' when nothing listens, 'no answer' when the packets
+    are dropped)."""
     script = ("import socket, sys\n"
               "try:\n"
-              "    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as sock:\n"
+              "    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])) as sock:\n"
               "        data = sock.recv(1024)\n"
               "    print(len(data) if data else 'closed')\n"
               "except ConnectionResetError:\n"
               "    print('closed')\n"
               "except ConnectionRefusedError:\n"
-              "    print('refused')\n")
-    return stack.host.check_output("python3 -c %s %s %s", script, address, str(port))
+              "    print('refused')\n"
+              "except socket.timeout:\n"
+              "    print('no answer')\n")
+    return stack.host.check_output("python3 -c %s %s %s %s", script, address, str(port), str(timeout))
+
+
+@pytest.mark.parametrize("name", APP_HOSTS)
+def test_mysql_and_its_check_drop_an_app_hosts_packets(stacks, address, name):
+    """MySQL's and the check's units take packets only from loopback, db1's own
+    address and the proxy tier (IPAddressAllow): an app host gets no answer,
+    so it cannot hold connection slots with handshakes that never log in,
+    while its credentials work through lb1."""
+    assert connect_as_app(stacks[name], address["lb1"], PROXY_PORT) == "connected"
+    assert first_bytes_from(stacks[name], address["db1"], MYSQL_PORT, timeout=2) == "no answer"
+    assert first_bytes_from(stacks[name], address["db1"], CHECK_PORT, timeout=2) == "no answer"
+    assert first_bytes_from(stacks["lb1"], address["db1"], MYSQL_PORT).isdigit()
+
+
+def test_mysql_refuses_the_app_account_from_a_host_it_does_not_list(stacks, address):
+    """From db1's own address, which the units' filter admits, the app's account
+    is refused before any password check (1130: the host is not allowed)."""
+    db = stacks["db1"]
+    answer = db.host.run("MYSQL_PWD=not-the-password mysql --batch -h %s -P %s -u %s -e 'SELECT 1'",
+                         address["db1"], str(MYSQL_PORT), DB_USER)
+    # MariaDB's client reports it as the error packet that came before TLS: "... 1130 - Host ... is not allowed".
+    assert answer.rc != 0 and "1130" in answer.stderr and "is not allowed" in answer.stderr, answer.stderr
+    assert any(shown in answer.stderr for shown in names_of(db, address["db1"])), answer.stderr
 
 
 def test_only_the_app_tier_reaches_the_mysql_listener(stacks, address):
@@ -388,14 +404,17 @@ def test_the_budget_counts_every_proxy_host_even_those_the_run_leaves_out(stacks
     lb = stacks["lb1"]
     max_connections = DEFAULTS["mysql"]["mysql_max_connections"]
     admin = DEFAULTS["mysql"]["mysql_admin_connections"]
-    lb2_maxconn = max_connections - SERVER_MAXCONN - admin - 1  # one over, with two health checks
+    # One over, with both proxies' old workers after a reload and two health checks.
+    lb2_maxconn = (max_connections - admin - 2) // 2 - SERVER_MAXCONN + 1
     extra = tmp_path / "lb2.yml"
     extra.write_text(json.dumps({"haproxy": {"hosts": {"lb2": {
         "flaskstack_address": "192.0.2.10", "haproxy_server_maxconn": lb2_maxconn}}}}))
     result = lb.rerun("--tags", "haproxy", extra_inventories=[extra])
     assert result.returncode != 0
-    total = SERVER_MAXCONN + lb2_maxconn + 2 + admin
-    expected = (f"db1: servers' maxconn {SERVER_MAXCONN} (lb1) + {lb2_maxconn} (lb2) + health checks 2 + "
+    total = 2 * (SERVER_MAXCONN + lb2_maxconn) + 2 + admin
+    assert total > max_connections >= total - 2
+    expected = (f"db1: servers' maxconn {SERVER_MAXCONN} (lb1) + {lb2_maxconn} (lb2) + old workers' "
+                f"{SERVER_MAXCONN + lb2_maxconn} after a reload + health checks 2 + "
                 f"administration {admin} = {total}, EXCEEDS max_connections {max_connections}")
     assert expected in failure_message(result), failure_message(result)
     assert recap(result.stdout, "lb1")["changed"] == 0
@@ -418,24 +437,26 @@ class ChecksSince:
 
 
 def test_the_check_answers_the_proxy_host_and_refuses_the_others(stacks, address):
-    """db1's check listens on the tiers' network; its allow-list holds lb1 alone,
-    so app1, on the same network, is refused before anything is checked."""
-    asked = {name: stacks[name].host.run("curl -s -o /dev/null -w '%%{http_code}' --max-time 5 http://%s:%s/",
+    """db1's check listens on the tiers' network; its allow-list holds lb1 alone:
+    db1's own clients, which its unit's filter admits, are refused (403) before
+    anything is checked; app1's packets are dropped (no answer)."""
+    asked = {name: stacks[name].host.run("curl -s -o /dev/null -w '%%{http_code}' --max-time 3 http://%s:%s/",
                                          address["db1"], str(CHECK_PORT)).stdout
-             for name in ("lb1", "app1")}
-    assert asked == {"lb1": "200", "app1": "403"}, asked
+             for name in ("lb1", "db1", "app1")}
+    assert asked == {"lb1": "200", "db1": "403", "app1": "000"}, asked
 
 
-def test_idle_connections_from_another_host_leave_the_proxys_check_answered(stacks, address, observe):
-    """app1, which the allow-list refuses, holds 1,100 idle connections to db1's
-    check (once enough to keep lb1's checks unanswered, MySQL DOWN for every
-    app): lb1's checks are answered throughout and HAProxy keeps MySQL UP;
-    app1's connections are closed, not left holding the service."""
+def test_idle_connections_from_a_client_not_allowed_leave_the_proxys_check_answered(stacks, address, observe):
+    """A client on db1 itself (which the check's unit admits and its allow-list
+    refuses: another host gets no answer at all) holds 1,100 idle connections to
+    the check (once enough to keep lb1's checks unanswered, MySQL DOWN for every
+    app): lb1's checks are answered throughout and HAProxy keeps MySQL UP; the
+    idle connections are closed, not left holding the service."""
     db_address, lb = address["db1"], stacks["lb1"]
     seconds = 8
     held = {}
     attacker = threading.Thread(target=lambda: held.update(
-        run_script(stacks["app1"].host, IDLE_CONNECTIONS_SCRIPT, db_address, CHECK_PORT, 1100, seconds)))
+        run_script(stacks["db1"].host, IDLE_CONNECTIONS_SCRIPT, db_address, CHECK_PORT, 1100, seconds)))
     attacker.start()
     answers, started = [], time.monotonic()
     while attacker.is_alive() and time.monotonic() - started < seconds + 60:
@@ -444,12 +465,12 @@ def test_idle_connections_from_another_host_leave_the_proxys_check_answered(stac
         time.sleep(0.5)
     attacker.join()
     slowest = max(answers, key=lambda answer: answer[1])
-    observe(f"[multi-host] app1 held {held['connected']} connections to db1:{CHECK_PORT} for {seconds}s "
+    observe(f"[multi-host] a client on db1 held {held['connected']} connections to db1:{CHECK_PORT} for {seconds}s "
             f"({held['closed']} closed by db1); lb1 asked {len(answers)} times meanwhile, slowest answer "
             f"{slowest[1]:.3f}s, statuses {sorted({answer[0] for answer in answers})}, "
             f"HAProxy's mysql1 {sorted({answer[2] for answer in answers})}")
     assert held["connected"] >= 1000, held
-    assert held["closed"] >= held["connected"] - 10, f"db1 kept app1's idle connections open: {held}"
+    assert held["closed"] >= held["connected"] - 10, f"the check kept idle connections open: {held}"
     assert len(answers) >= 5 and {answer[0] for answer in answers} == {200}, answers
     assert slowest[1] < 2, answers
     assert {answer[2] for answer in answers} == {"UP"}, answers

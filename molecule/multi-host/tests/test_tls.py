@@ -5,9 +5,10 @@ account refuses plain text. Each failure mode is shown failing, clearly."""
 import secrets
 
 import pytest
-from flaskstack_testlib import DB_USER, PROXY_PORT
+from flaskstack_testlib import DB_USER, PROXY_PORT, assert_succeeded, changed_tasks, failure_text
 
 APP_HOSTS = ("app1", "app2")
+TLS_DIR = "/etc/mysql/flaskstack-tls"
 SESSION_TLS = ("import app; from sqlalchemy import text\n"
                "with app.engine.connect() as c:\n"
                "    print(dict(c.execute(text(\"SHOW SESSION STATUS LIKE 'Ssl_%%'\")).all())['Ssl_version'])\n")
@@ -107,3 +108,54 @@ def test_mysql_refuses_plain_connections_of_any_account_and_old_tls(stacks, addr
     finally:
         db1.root_sql(f"DROP USER '{account[0]}'@'{address['lb1']}'")
     assert db1.root_sql("SELECT @@require_secure_transport, @@tls_version").split() == ["1", "TLSv1.2,TLSv1.3"]
+
+
+# The serial of the certificate the app's own login through lb1 meets. A client
+# that leaves the handshake (openssl s_client -starttls mysql) would count as a
+# failed connection from lb1, which this scenario's MySQL blocks after three.
+SERVED_SERIAL = ("import os, pymysql\n"
+                 "from cryptography import x509\n"
+                 "c = pymysql.connect(host=os.environ['FLASKAPP_DB_HOST'], port=int(os.environ['FLASKAPP_DB_PORT']),\n"
+                 "                    user=os.environ['FLASKAPP_DB_USER'], password=os.environ['FLASKAPP_DB_PASSWORD'],\n"
+                 "                    ssl_ca=os.environ['FLASKAPP_DB_TLS_CA'], ssl_verify_identity=True, connect_timeout=5)\n"
+                 "print(x509.load_der_x509_certificate(c._sock.getpeercert(True)).serial_number)\n"
+                 "c.close()\n")
+
+
+def certificate_serials(stacks):
+    """(the serial of the certificate db1's MySQL serves, the serial of the one on its disk)."""
+    served = stacks["app1"].app_python(SERVED_SERIAL)
+    assert served.rc == 0, served.stderr
+    on_disk = stacks["db1"].host.check_output("openssl x509 -noout -serial -in %s/server-cert.pem", TLS_DIR)
+    return int(served.stdout), int(on_disk.split("=")[1], 16)
+
+
+def test_a_run_cut_off_before_the_tls_reload_leaves_the_next_run_to_reload(stacks):
+    """MySQL rereads its certificate on a reload, not a restart, so the unit's
+    start time cannot tell that a new one was never loaded: a run (--tags
+    mysql) that writes a new certificate is SIGKILLed at once, and the next
+    run, which finds the file already right, still reloads it."""
+    db = stacks["db1"]
+    served, on_disk = certificate_serials(stacks)
+    assert served == on_disk
+    # Without it, the next run signs a new certificate.
+    db.host.check_output("rm %s/server-cert.pem", TLS_DIR)
+    output, cut = db.interrupted_rerun("--tags", "mysql", after_change_of="mysql : Install the server's certificate")
+    try:
+        assert cut, f"no new certificate was written:\n{output[-3000:]}"
+        # The premise: the new certificate is on disk, the old one still served.
+        served_then, on_disk_then = certificate_serials(stacks)
+        assert served_then == served != on_disk_then
+        rerun = assert_succeeded(db.rerun("--tags", "mysql"))
+        changed = changed_tasks(rerun.stdout)
+        assert "mysql : Install the server's certificate" not in changed, "the cut-off run had not written it"
+        # The reload itself reports no change (mysql_query): the look that owed it does, and so does its marker.
+        assert "mysql : Reload MySQL's TLS files, as an earlier run owed" in changed, failure_text(rerun)
+        assert "mysql : Mark MySQL's TLS files as loaded" in changed, changed
+        assert "mysql : Restart MySQL" not in changed, changed
+        served_now, on_disk_now = certificate_serials(stacks)
+        assert served_now == on_disk_now != served
+    except BaseException:
+        # Leave db1 serving a certificate on disk for the tests after this one.
+        db.rerun("--tags", "mysql")
+        raise

@@ -15,7 +15,8 @@ import secrets
 
 import pytest
 
-from flaskstack_testlib import APP_ENV_FILE, DB_USER, changed_tasks, failure_message, vault_args, wait_for
+from flaskstack_testlib import (APP_ENV_FILE, DB_USER, assert_succeeded, changed_tasks, failure_message, failure_text,
+                                vault_args, wait_for)
 
 HTTP_ENTRY = {"haproxy_http_enabled": True, "haproxy_http_bind_port": 8080}
 HTTP_NAME = "flaskapp"
@@ -119,3 +120,31 @@ def test_a_new_password_reaches_the_app_with_no_failed_request(stack, http_entry
     assert app_logins >= 10 and refused == 0, (app_logins, refused)
     assert logs_in(stack, OLD_ENV)
     assert stack.root_sql(SECOND_PASSWORDS).strip() == "0"
+
+
+def test_a_new_password_is_refused_for_an_account_that_must_change_plugin(stack, tmp_path):
+    """An account on sha256_password (like one on mysql_native_password, an
+    older install's, which MySQL 9.7 no longer has) moves to
+    caching_sha2_password, which keeps no second password across the move:
+    with a new password the run is refused before any change, the app still
+    logging in; with the password it has, the account moves and the app
+    still logs in."""
+    def plugin():
+        return stack.root_sql(f"SELECT plugin FROM mysql.user WHERE User = '{DB_USER}' AND Host = '127.0.0.1'")
+
+    # The password from the app's root-only file, piped: never on a command line.
+    stack.host.check_output(
+        f"set -a; . {APP_ENV_FILE}; printf \"ALTER USER '%s'@'127.0.0.1' IDENTIFIED WITH sha256_password BY '%s'\" "
+        "\"$FLASKAPP_DB_USER\" \"$FLASKAPP_DB_PASSWORD\" | mysql")
+    assert plugin() == "sha256_password" and logs_in(stack, APP_ENV_FILE)
+    refused = stack.rerun("--tags", "mysql",
+                          *vault_args(tmp_path, vault_flaskstack_db_password="another" + secrets.token_hex(12)))
+    assert refused.returncode != 0
+    assert "authenticates with sha256_password, and its password is not the one given" in \
+        failure_message(refused), failure_message(refused)
+    assert changed_tasks(refused.stdout) == []
+    assert plugin() == "sha256_password" and logs_in(stack, APP_ENV_FILE)
+    moved = assert_succeeded(stack.rerun("--tags", "mysql"))
+    assert changed_tasks(moved.stdout) == ["mysql : Create the application account"], failure_text(moved)
+    assert plugin() == "caching_sha2_password" and logs_in(stack, APP_ENV_FILE)
+    assert stack.http("/todos").status == 200

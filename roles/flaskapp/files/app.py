@@ -10,6 +10,8 @@ import re
 import time
 
 from flask import Flask, jsonify
+from pymysql.connections import Connection
+from pymysql.constants.CLIENT import SSL as SERVER_OFFERS_TLS
 from pymysql.err import OperationalError
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL
@@ -34,6 +36,19 @@ if DB_TLS == "disabled":
 elif DB_TLS_VERIFIED:
     DB_CONNECT_ARGS.update(ssl_ca=os.environ["FLASKAPP_DB_TLS_CA"], ssl_verify_cert=True,
                            ssl_verify_identity=DB_TLS == "verify_identity")
+
+
+class TLSOnlyConnection(Connection):
+    """A verify mode refuses a server that offers no TLS before it sends the
+    user name or answers any authentication request: PyMySQL 1.1 (Ubuntu
+    20.04's Python 3.8) goes on in plain text there, and a machine on the path
+    could then ask for the password in clear text (mysql_clear_password)."""
+
+    def _request_authentication(self):
+        if not self.server_capabilities & SERVER_OFFERS_TLS:
+            raise OperationalError(2026, "TLS is required (FLASKAPP_DB_TLS=%s), but the server did not offer it" % DB_TLS)
+        super()._request_authentication()
+
 
 engine = create_engine(
     URL.create(
@@ -60,16 +75,6 @@ engine = create_engine(
 )
 
 
-@event.listens_for(engine, "connect")
-def refuse_plain_text(dbapi_connection, _record):
-    """PyMySQL 1.1 (Ubuntu 20.04's Python 3.8) goes on in plain text when the
-    server does not offer TLS, which an attacker on the path can arrange: a
-    verify mode must never send the password or read rows that way."""
-    if DB_TLS_VERIFIED and not dbapi_connection._secure:
-        dbapi_connection.close()
-        raise OperationalError(2026, "TLS is required (FLASKAPP_DB_TLS=%s), but the server did not offer it" % DB_TLS)
-
-
 # When each connect this worker has under way began: under load they wait in
 # HAProxy's queue for a server slot, and a slot frees only when a connection closes.
 connects_under_way = {}
@@ -85,7 +90,7 @@ def note_connects_under_way(dialect, _record, cargs, cparams):
     key = object()
     connects_under_way[key] = time.monotonic()
     try:
-        return dialect.loaded_dbapi.connect(*cargs, **cparams)
+        return (TLSOnlyConnection if DB_TLS_VERIFIED else dialect.loaded_dbapi.connect)(*cargs, **cparams)
     finally:
         del connects_under_way[key]
 

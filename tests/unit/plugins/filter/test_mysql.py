@@ -3,7 +3,8 @@
 client compares with the host it connected to)."""
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.flaskstack.stack.plugins.filter.mysql import flaskstack_caching_sha2_hash, flaskstack_subject_alt_name
+from ansible_collections.flaskstack.stack.plugins.filter.mysql import (
+    flaskstack_accounts_with_other_password, flaskstack_caching_sha2_hash, flaskstack_subject_alt_name)
 
 # Oracle MySQL 9.7 took this hash (CREATE USER ... IDENTIFIED WITH
 # caching_sha2_password AS '<hash>') and logged the account in with
@@ -24,6 +25,33 @@ def test_another_password_or_salt_gives_another_hash():
 def test_a_salt_of_another_length_is_refused():
     with pytest.raises(AnsibleFilterError):
         flaskstack_caching_sha2_hash("pw", "short")
+
+
+# MySQL's documented mysql_native_password hash of 'password'.
+NATIVE = {"Host": "10.0.0.3", "plugin": "mysql_native_password",
+          "authentication_string": "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"}
+# Oracle MySQL 9.7 stored this for CREATE USER ... IDENTIFIED WITH sha256_password BY 'correct horse battery'
+# (SELECT HEX(authentication_string): its own salt, 20 characters, some of them control characters).
+SHA256 = {"Host": "127.0.0.1", "plugin": "sha256_password",
+          "authentication_string": "$5$>O\x14\x1cJ\\b2S>\x1be7*<WWS\x1d{$eNmdhmCmPVsf4oKWEaA/HYDOFpskzjfSmWzYMe2UkM4"}
+CACHING = {"Host": "10.0.0.4", "plugin": "caching_sha2_password", "authentication_string": MYSQL_ACCEPTED}
+
+
+def test_accounts_whose_stored_hash_is_the_password_are_left_out():
+    assert flaskstack_accounts_with_other_password([NATIVE], "password") == []
+    assert flaskstack_accounts_with_other_password([SHA256, CACHING], "correct horse battery") == []
+
+
+def test_accounts_with_another_password_are_named_in_order():
+    assert flaskstack_accounts_with_other_password([NATIVE, SHA256, CACHING], "new password") == [
+        NATIVE, SHA256, CACHING]
+    assert flaskstack_accounts_with_other_password([NATIVE, SHA256], "password") == [SHA256]
+
+
+def test_a_hash_that_cannot_be_checked_counts_as_another_password():
+    socket = {"Host": "localhost", "plugin": "auth_socket", "authentication_string": ""}
+    empty = {"Host": "localhost", "plugin": "caching_sha2_password", "authentication_string": ""}
+    assert flaskstack_accounts_with_other_password([socket, empty], "password") == [socket, empty]
 
 
 def test_addresses_are_ip_entries():

@@ -147,32 +147,34 @@ def test_a_templated_budget_default_is_refused(tmp_path):
         role_defaults.__wrapped__(tmp_path)
 
 
-def test_the_budget_of_one_host_counts_its_own_proxy_once():
+def test_the_budget_of_one_host_counts_its_own_proxy_and_its_old_worker():
     [entry] = budget(SINGLE_HOST["groups"], SINGLE_HOST["hostvars"])
-    assert entry == {"host": "stack1", "max_connections": 151, "proxies": {"stack1": 10}, "checks": 1,
-                     "admin": 5, "total": 16, "fits": True}
+    assert entry == {"host": "stack1", "max_connections": 151, "proxies": {"stack1": 10}, "draining": 10,
+                     "checks": 1, "admin": 5, "total": 26, "fits": True}
     assert flaskstack_budget_line(entry) == (
-        "stack1: servers' maxconn 10 (stack1) + health checks 1 + administration 5 = 16, fits max_connections 151")
+        "stack1: servers' maxconn 10 (stack1) + old workers' 10 after a reload + health checks 1 + "
+        "administration 5 = 26, fits max_connections 151")
 
 
 def test_every_proxy_host_counts_against_every_database_it_serves():
     groups = {"mysql": ["db1", "db2"], "haproxy": ["lb1", "lb2"], "flaskapp": ["app1"]}
-    hostvars = {"db1": {"mysql_max_connections": 40}, "db2": {},
+    hostvars = {"db1": {"mysql_max_connections": 67}, "db2": {},
                 "lb1": {"haproxy_server_maxconn": 20, "haproxy_server_limits": {"db2": {"maxconn": 5}}},
                 "lb2": {}}
     db1, db2 = budget(groups, hostvars)
-    assert (db1["proxies"], db1["total"], db1["fits"]) == ({"lb1": 20, "lb2": 10}, 37, True)
-    assert (db2["proxies"], db2["total"]) == ({"lb1": 5, "lb2": 10}, 22)
-    hostvars["lb2"]["haproxy_server_maxconn"] = 14
+    assert (db1["proxies"], db1["total"], db1["fits"]) == ({"lb1": 20, "lb2": 10}, 67, True)
+    assert (db2["proxies"], db2["total"]) == ({"lb1": 5, "lb2": 10}, 37)
+    hostvars["lb2"]["haproxy_server_maxconn"] = 11
     db1 = budget(groups, hostvars)[0]
-    assert (db1["total"], db1["fits"]) == (41, False)
-    assert flaskstack_budget_line(db1).endswith("= 41, EXCEEDS max_connections 40")
+    assert (db1["total"], db1["fits"]) == (69, False)
+    assert flaskstack_budget_line(db1).endswith("= 69, EXCEEDS max_connections 67")
 
 
 def test_a_proxy_on_a_database_host_counts_only_against_its_own_database():
     groups = {"mysql": ["db1", "db2"], "haproxy": ["db1"], "flaskapp": ["app1"]}
     db1, db2 = budget(groups, {"db1": {}, "db2": {}})
     assert (db1["proxies"], db2["proxies"], db2["total"]) == ({"db1": 10}, {}, 5)
+    assert db1["total"] == 10 + 10 + 1 + 5
 
 
 def test_servers_listed_by_hand_count_against_the_host_they_name():

@@ -4,7 +4,7 @@ import subprocess
 import time
 
 from ansible_collections.flaskstack.stack.plugins.modules.restart_owed import (
-    boot_time, children, newest_mtime, parse_show, process_start, stale_inputs)
+    boot_time, children, marker_time, newest_mtime, parse_show, process_start, stale_inputs)
 
 
 def test_a_process_start_is_placed_to_a_few_hundredths_of_a_second():
@@ -42,13 +42,28 @@ def test_only_inputs_changed_after_the_start_are_stale():
     assert stale_inputs(300.0, mtimes) == []
 
 
+def test_a_reload_since_the_start_applies_what_changed_before_it(tmp_path):
+    """A file a unit rereads on reload counts as applied at the later of the
+    unit's start and the reload's marker; no marker, never reloaded."""
+    marker = tmp_path / ".reloaded"
+    assert marker_time(str(marker)) == 0
+    mtimes = {"/etc/mysql/tls/server-cert.pem": 250.0}
+    assert stale_inputs(max(200.0, marker_time(str(marker))), mtimes) == ["/etc/mysql/tls/server-cert.pem"]
+    marker.write_text("")
+    os.utime(marker, (300, 300))
+    assert stale_inputs(max(200.0, marker_time(str(marker))), mtimes) == []
+    # Changed again after that reload: owed again.
+    assert stale_inputs(max(200.0, marker_time(str(marker))), {"/etc/mysql/tls/server-cert.pem": 350.0}) != []
+
+
 def test_systemctl_shows_a_block_per_unit_in_the_order_asked():
-    shown = ("MainPID=812\nActiveState=active\nUnitFileState=enabled\n\n"
-             "MainPID=0\nActiveState=inactive\nUnitFileState=\n")
+    shown = ("MainPID=812\nActiveState=active\nUnitFileState=enabled\nNeedDaemonReload=yes\n\n"
+             "MainPID=0\nActiveState=inactive\nUnitFileState=\nNeedDaemonReload=no\n")
+    unknown = {"MainPID": "", "ActiveState": "", "UnitFileState": "", "NeedDaemonReload": ""}
     assert parse_show(shown, 3) == [
-        {"MainPID": "812", "ActiveState": "active", "UnitFileState": "enabled"},
-        {"MainPID": "0", "ActiveState": "inactive", "UnitFileState": ""},
+        {"MainPID": "812", "ActiveState": "active", "UnitFileState": "enabled", "NeedDaemonReload": "yes"},
+        {"MainPID": "0", "ActiveState": "inactive", "UnitFileState": "", "NeedDaemonReload": "no"},
         # systemctl said nothing of the third: nothing is known of it.
-        {"MainPID": "", "ActiveState": "", "UnitFileState": ""},
+        unknown,
     ]
-    assert parse_show("", 1) == [{"MainPID": "", "ActiveState": "", "UnitFileState": ""}]
+    assert parse_show("", 1) == [unknown]
