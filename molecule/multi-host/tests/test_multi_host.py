@@ -510,6 +510,38 @@ def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, 
     assert lb.server("mysql1")["check_status"].lstrip("* ") == "L7OK"
 
 
+def test_the_check_proves_logins_not_the_path_from_the_proxy(stacks, address, observe):
+    """What the check proves: MySQL accepts logins (over db1's unix socket), not
+    that the path from lb1 to MySQL's port works. With that path cut (db1's
+    unit filter admitting no one, at runtime) the check still answers 200 and
+    HAProxy keeps MySQL UP; a new request through the app then fails as a 503
+    with the lost connect logged once HAProxy's four connect attempts (5 s
+    each) have failed, not a hang (the app does not retry a failed connect:
+    it took twice as long when it did); with the path back, it answers 200."""
+    db, lb, app = stacks["db1"], stacks["lb1"], stacks["app1"]
+    one_request = "import app; print(app.app.test_client().get('/todos').status_code)"
+    control = f"/run/systemd/system.control/{db.mysql_unit}.service.d"
+    db.host.check_output("systemctl set-property --runtime %s IPAddressAllow=", db.mysql_unit)
+    try:
+        assert wait_for(lambda: first_bytes_from(lb, address["db1"], MYSQL_PORT, timeout=1) == "no answer",
+                        timeout=10) is not None
+        checks = ChecksSince()
+        checks(lb, address["db1"])
+        assert wait_for(lambda: checks(lb, address["db1"]) >= 5, timeout=10) is not None
+        assert lb.login_check(address["db1"])[0].status == 200 and lb.server("mysql1")["status"] == "UP"
+        started = time.monotonic()
+        result = app.app_python(one_request)
+        seconds = time.monotonic() - started
+        observe(f"[multi-host] path lb1 -> db1:{MYSQL_PORT} cut, check still 200, HAProxy's mysql1 UP: "
+                f"a new request answered {result.stdout.strip()} in {seconds:.1f}s")
+        assert result.stdout.strip() == "503", result.stdout + result.stderr
+        assert "database error" in result.stderr and "Lost connection" in result.stderr, result.stderr
+        assert seconds < 30, seconds
+    finally:
+        db.host.check_output("rm -rf %s && systemctl daemon-reload", control)
+    assert wait_for(lambda: app.app_python(one_request).stdout.strip() == "200", timeout=20) is not None
+
+
 def test_a_200_from_other_software_on_the_check_port_is_no_mysql(stacks, address):
     """HAProxy expects the check's own answer: with a plain web server on db1's
     check port, answering 200 to everything, lb1 marks MySQL DOWN. Last in this
