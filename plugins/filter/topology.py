@@ -172,8 +172,9 @@ def flaskstack_connection_budget(groups, hostvars, defaults=None):
     until they close or hard-stop-after ends it, while the new one opens its
     own), plus one health-check login per proxy and room for administration;
     against the host's max_connections. One entry per database host: {host,
-    max_connections, proxies: {proxy: maxconn}, draining, checks, admin, total, fits}. A host that does not set a variable has its role's
-    default (role_defaults(), or `defaults` when given)."""
+    max_connections, proxies: {proxy: maxconn}, draining, checks, admin, total,
+    fits}. A host that does not set a variable has its role's default
+    (role_defaults(), or `defaults` when given)."""
     defaults = {**role_defaults(), **(defaults or {})}
     demands = {proxy: _proxy_demand(proxy, groups, hostvars, defaults) for proxy in groups.get("haproxy") or []}
     budget = []

@@ -167,34 +167,17 @@ def read(statement, **params):
     HAProxy worker stopped after a reload, MySQL restarted) is retried once on
     a new connection, so the client never sees it; reads are safe to repeat.
     A connect that fails is not retried: HAProxy has retried it already."""
-    try:
-        return read_once(statement, params)
-    except ReadLost as lost:
-        app.logger.warning("connection lost during a read (%s): retrying once", lost.error.orig)
-    try:
-        return read_once(statement, params)
-    except ReadLost as lost:
-        raise lost.error from None
-
-
-class ReadLost(Exception):
-    """A read failed on a connection that was lost (not on a failed connect)."""
-
-    def __init__(self, error):
-        super().__init__(error)
-        self.error = error
-
-
-def read_once(statement, params):
-    with engine.connect() as conn:
-        try:
-            rows = conn.execute(text(statement), params).all()
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise ReadLost(exc) from exc
-            raise
-        release_if_others_wait(conn)
-        return rows
+    for attempt in (1, 2):
+        with engine.connect() as conn:
+            try:
+                rows = conn.execute(text(statement), params).all()
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+                app.logger.warning("connection lost during a read (%s): retrying once", exc.orig)
+                continue
+            release_if_others_wait(conn)
+            return rows
 
 
 @app.get("/todos")
