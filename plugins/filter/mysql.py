@@ -1,7 +1,8 @@
 """Filters of the mysql role: the account's password hash, which accounts a
 password would change, and the server certificate's names
 (flaskstack.stack.caching_sha2_hash, flaskstack.stack.accounts_with_other_password,
-flaskstack.stack.subject_alt_name)."""
+flaskstack.stack.subject_alt_name), and which member of a stopped replicated group
+holds every transaction (flaskstack.stack.most_advanced_member)."""
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,49 @@ def flaskstack_subject_alt_name(name):
         return f"DNS:{name}"
 
 
+def gtid_set(text):
+    """A GTID set as MySQL prints it (@@gtid_executed: 'uuid:1-5:7,uuid2[:tag]:1-3',
+    across lines) as {(uuid, tag): [(first, last), ...]}."""
+    found = {}
+    for member in "".join((text or "").split()).split(","):
+        if not member:
+            continue
+        parts = member.split(":")
+        source, tag = parts[0].lower(), ""
+        for part in parts[1:]:
+            if not part[:1].isdigit():
+                # MySQL 8.3 and later: a tag names the transactions after it.
+                tag = part.lower()
+                continue
+            first, _, last = part.partition("-")
+            found.setdefault((source, tag), []).append((int(first), int(last or first)))
+    return found
+
+
+def gtid_subset(smaller, larger):
+    """Whether every transaction of GTID set `smaller` is in `larger` (dicts of gtid_set)."""
+    for key, intervals in smaller.items():
+        covering = larger.get(key, [])
+        for first, last in intervals:
+            if not any(start <= first and last <= end for start, end in covering):
+                return False
+    return True
+
+
+def flaskstack_most_advanced_member(executed):
+    """The member to bring a stopped group back from: {host: @@gtid_executed}
+    of the members reached, to the host whose transactions include every other
+    member's. None when none does (members that diverged: an operator decides)."""
+    sets = {host: gtid_set(text) for host, text in executed.items()}
+    for host, candidate in sets.items():
+        if all(gtid_subset(other, candidate) for other in sets.values()):
+            return host
+    return None
+
+
 class FilterModule:
     def filters(self):
         return {"caching_sha2_hash": flaskstack_caching_sha2_hash,
                 "accounts_with_other_password": flaskstack_accounts_with_other_password,
-                "subject_alt_name": flaskstack_subject_alt_name}
+                "subject_alt_name": flaskstack_subject_alt_name,
+                "most_advanced_member": flaskstack_most_advanced_member}

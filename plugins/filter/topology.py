@@ -116,6 +116,17 @@ def flaskstack_app_clients(host, groups):
             if any(host in _connects_to("mysql", proxy, groups) for proxy in _connects_to("haproxy", app, groups))]
 
 
+def flaskstack_db_group(host, groups):
+    """The database hosts that replicate one data set with this one: every
+    database host behind the proxies this host serves (a proxy balancing
+    several database hosts sends each connection to one of them, so they must
+    hold the same data), in the inventory's order. This host alone where each
+    host runs the whole stack, or no proxy serves it."""
+    proxies = [proxy for proxy in groups.get("haproxy") or [] if host in _connects_to("mysql", proxy, groups)]
+    behind = {database for proxy in proxies for database in _connects_to("mysql", proxy, groups)}
+    return [database for database in groups.get("mysql") or [] if database in behind] or [host]
+
+
 def flaskstack_tiers(host, groups):
     """The tiers this host runs, in the stack's order."""
     return [tier for tier in TIERS if host in (groups.get(tier) or [])]
@@ -216,6 +227,7 @@ class FilterModule:
             "crosses_hosts": flaskstack_crosses_hosts,
             "tiers": flaskstack_tiers,
             "app_clients": flaskstack_app_clients,
+            "db_group": flaskstack_db_group,
             "connection_budget": flaskstack_connection_budget,
             "budget_line": flaskstack_budget_line,
         }

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import yaml
+from conftest import server_of
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME,
                                 CHECK_PORT, MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATUS_COMMAND,
                                 changed_tasks, failure_message, recap, run_script, wait_for)
@@ -111,8 +112,8 @@ def test_todos_on_every_app_instance(stacks, address, name, port):
     assert response.json() == SEEDED_TODOS
 
 
-def test_mysql_sees_connections_from_lb1_not_from_the_app(stacks, address):
-    db = stacks["db1"]
+def test_mysql_sees_connections_from_lb1_not_from_the_app(stacks, address, primary):
+    db = primary
     sleeper = threading.Thread(target=stacks["app1"].http, args=("/sleep/3",), kwargs={"address": address["app1"]})
     sleeper.start()
     seen = set()
@@ -123,7 +124,7 @@ def test_mysql_sees_connections_from_lb1_not_from_the_app(stacks, address):
                                f"WHERE USER = '{DB_USER}' AND INFO LIKE 'SELECT SLEEP%'")
             seen.update(row.rsplit(":", 1)[0] for row in rows.split())
             return seen
-        assert wait_for(sleep_query_seen, timeout=3, interval=0.2) is not None, "no SELECT SLEEP seen on db1"
+        assert wait_for(sleep_query_seen, timeout=3, interval=0.2) is not None, f"no SELECT SLEEP seen on {db.name}"
     finally:
         sleeper.join()
     lb1 = names_of(db, address["lb1"])
@@ -187,7 +188,7 @@ def test_only_the_app_tier_reaches_the_mysql_listener(stacks, address):
     assert first_bytes_from(stacks["db1"], address["lb1"], PROXY_PORT) == "closed"
     after = lb.stats()
     assert int(after[(LISTEN_NAME, "FRONTEND")]["dcon"]) == int(before[(LISTEN_NAME, "FRONTEND")]["dcon"]) + 1
-    assert after[(LISTEN_NAME, "mysql1")]["stot"] == before[(LISTEN_NAME, "mysql1")]["stot"]
+    assert after[(LISTEN_NAME, "BACKEND")]["stot"] == before[(LISTEN_NAME, "BACKEND")]["stot"]
     # An app host gets MySQL's greeting through the same listener.
     assert first_bytes_from(stacks["app1"], address["lb1"], PROXY_PORT).isdigit()
     assert f"tcp-request connection reject unless {{ src {address['app1']} {address['app2']} }}" in \
@@ -275,27 +276,22 @@ def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, a
 
 # --- A second database host is one inventory line --------------------------------
 
-def test_second_database_host_is_one_inventory_line_with_limits_of_its_own(stacks, address, tmp_path):
+def test_a_database_host_can_have_limits_of_its_own(stacks, address, primary):
+    """haproxy_server_limits, keyed by inventory name: one member's server
+    maxconn lowered, the others' kept; the primary's server takes the traffic."""
     lb = stacks["lb1"]
-    # db2, a second name for db1's MySQL, so both servers are real and healthy.
-    extra = tmp_path / "db2.yml"
-    extra.write_text(json.dumps({"mysql": {"hosts": {"db2": {"flaskstack_address": address["db1"]}}}}))
-    with lb.reconfigured("--tags", "haproxy", extra_inventories=[extra],
-                         haproxy_server_limits={"db2": {"maxconn": 4}}) as change:
+    with lb.reconfigured("--tags", "haproxy", haproxy_server_limits={"db2": {"maxconn": 4}}) as change:
         assert changed_tasks(change.result.stdout) == HAPROXY_ONLY
         config = lb.host.file(HAPROXY_CONFIG).content_string
         assert f"server mysql1 {address['db1']}:{MYSQL_PORT} maxconn {SERVER_MAXCONN} check" in config
-        assert f"server mysql2 {address['db1']}:{MYSQL_PORT} maxconn 4 check" in config
+        assert f"server mysql2 {address['db2']}:{MYSQL_PORT} maxconn 4 check" in config
         assert lb.host.run("haproxy -c -f %s", HAPROXY_CONFIG).rc == 0
-        assert wait_for(lambda: lb.server("mysql2")["status"] == "UP", timeout=10) is not None
-        assert lb.server("mysql1")["status"] == "UP"
         assert (lb.server("mysql1")["slim"], lb.server("mysql2")["slim"]) == (str(SERVER_MAXCONN), "4")
+        assert wait_for(lambda: lb.server(server_of(primary.name))["status"] == "UP", timeout=10) is not None
         for port in APP_PORTS:
             assert stacks["app1"].http("/todos", port, address=address["app1"]).status == 200
-    assert (LISTEN_NAME, "mysql2") not in lb.stats()
+    assert lb.server("mysql2")["slim"] == str(SERVER_MAXCONN)
 
-
-# --- Tuning lb1 by rerun (the settings make bench compares) ------------------------
 
 def test_haproxy_tuning_settings_apply_by_rerun(stacks, address):
     lb = stacks["lb1"]
@@ -323,14 +319,14 @@ def app_connections_on(db):
     return int(rows[0]), int(rows[1])
 
 
-def test_a_lowered_limit_holds_for_every_app_hosts_connections(stacks, address, observe):
+def test_a_lowered_limit_holds_for_every_app_hosts_connections(stacks, address, observe, primary):
     """lb1's server maxconn lowered by rerun under steady reads from both app
     hosts: once the old worker is gone (hard-stop-after), a burst of /sleep/2
     over all four instances never puts more than the new limit in MySQL, and
     no request fails, then or when the limit is raised again. The limit leaves
     room above the four instances' idle pooled connections (one each), which
     hold server slots: below that an instance would wait for a slot forever."""
-    lb, db = stacks["lb1"], stacks["db1"]
+    lb, db = stacks["lb1"], primary
     instances = [(name, port) for name in APP_HOSTS for port in APP_PORTS]
     lowered = len(instances) * DEFAULTS["flaskapp"]["flaskapp_db_pool_size"] + 2
     bound = int(SCENARIO_HAPROXY["haproxy_hard_stop_after"].rstrip("s"))
@@ -365,7 +361,7 @@ def test_a_lowered_limit_holds_for_every_app_hosts_connections(stacks, address, 
                 request.join()
             stop.set()
             sampler.join()
-            server = lb.server("mysql1")
+            server = lb.server(server_of(db.name))
             # Without persistence, connections wait in the backend's queue, not the server's.
             queued = int(lb.stats()[(LISTEN_NAME, "BACKEND")]["qmax"])
     observe(f"[multi-host] lb1 server maxconn lowered to {lowered} under steady reads from app1 and app2: "
@@ -446,27 +442,28 @@ def test_the_check_answers_the_proxy_host_and_refuses_the_others(stacks, address
     assert asked == {"lb1": "200", "db1": "403", "app1": "000"}, asked
 
 
-def test_idle_connections_from_a_client_not_allowed_leave_the_proxys_check_answered(stacks, address, observe):
+def test_idle_connections_from_a_client_not_allowed_leave_the_proxys_check_answered(stacks, address, observe, primary):
     """A client on db1 itself (which the check's unit admits and its allow-list
     refuses: another host gets no answer at all) holds 1,100 idle connections to
     the check (once enough to keep lb1's checks unanswered, MySQL DOWN for every
     app): lb1's checks are answered throughout and HAProxy keeps MySQL UP; the
     idle connections are closed, not left holding the service."""
-    db_address, lb = address["db1"], stacks["lb1"]
+    db, lb = primary, stacks["lb1"]
+    db_address = address[db.name]
     seconds = 8
     held = {}
     attacker = threading.Thread(target=lambda: held.update(
-        run_script(stacks["db1"].host, IDLE_CONNECTIONS_SCRIPT, db_address, CHECK_PORT, 1100, seconds)))
+        run_script(db.host, IDLE_CONNECTIONS_SCRIPT, db_address, CHECK_PORT, 1100, seconds)))
     attacker.start()
     answers, started = [], time.monotonic()
     while attacker.is_alive() and time.monotonic() - started < seconds + 60:
         response, _ = lb.login_check(db_address)
-        answers.append((response.status, response.seconds, lb.server("mysql1")["status"]))
+        answers.append((response.status, response.seconds, lb.server(server_of(db.name))["status"]))
         time.sleep(0.5)
     attacker.join()
     slowest = max(answers, key=lambda answer: answer[1])
-    observe(f"[multi-host] a client on db1 held {held['connected']} connections to db1:{CHECK_PORT} for {seconds}s "
-            f"({held['closed']} closed by db1); lb1 asked {len(answers)} times meanwhile, slowest answer "
+    observe(f"[multi-host] a client on {db.name} held {held['connected']} connections to {db.name}:{CHECK_PORT} for {seconds}s "
+            f"({held['closed']} closed by {db.name}); lb1 asked {len(answers)} times meanwhile, slowest answer "
             f"{slowest[1]:.3f}s, statuses {sorted({answer[0] for answer in answers})}, "
             f"HAProxy's mysql1 {sorted({answer[2] for answer in answers})}")
     assert held["connected"] >= 1000, held
@@ -476,13 +473,13 @@ def test_idle_connections_from_a_client_not_allowed_leave_the_proxys_check_answe
     assert {answer[2] for answer in answers} == {"UP"}, answers
 
 
-def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, observe):
+def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, observe, primary):
     """db1 resolves client names and blocks a host after a few failed handshakes
     (molecule/multi-host/group_vars/mysql.yml); lb1 checks it every 100 ms for
     the whole scenario. A check that completed connections to MySQL's port
     without logging in (one that reads the greeting) had lb1 blocked within
     3 s here (error 1129 on lb1's next new connection)."""
-    db, lb = stacks["db1"], stacks["lb1"]
+    db, lb = primary, stacks["lb1"]
     assert db.root_sql("SELECT @@skip_name_resolve, @@max_connect_errors").split() == \
         ["0", str(SCENARIO_MYSQL["mysql_max_connect_errors"])]
     interval = SCENARIO_HAPROXY["haproxy_server_check_interval"]
@@ -490,27 +487,27 @@ def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, 
     # lb1, and a new connection from lb1 to db1 (the app's pool keeps its own open) logs in.
     aborted = db.mysql_status("Aborted_connects")
     checks_since = ChecksSince()
-    assert wait_for(lambda: checks_since(lb, address["db1"]) >= 30, 30, interval=0.5) is not None, \
-        "lb1's checks of db1 are not running"
+    assert wait_for(lambda: checks_since(lb, address[db.name]) >= 30, 30, interval=0.5) is not None, \
+        f"lb1's checks of {db.name} are not running"
     answer = connect_as_app(stacks["app1"], address["lb1"], PROXY_PORT)
     assert answer == "connected", answer
     assert db.mysql_status("Aborted_connects") == aborted, "a check counted as an aborted connect"
     # Then the checks themselves: two hours of them at the default 2 s interval, at least.
     wanted = 3600
-    assert wait_for(lambda: lb.login_check(address["db1"])[1] >= wanted, 300, interval=10) is not None, \
-        f"fewer than {wanted} checks of db1 in 5 minutes at {interval}"
+    assert wait_for(lambda: lb.login_check(address[db.name])[1] >= wanted, 300, interval=10) is not None, \
+        f"fewer than {wanted} checks of {db.name} in 5 minutes at {interval}"
     checks_since = ChecksSince()
-    assert wait_for(lambda: checks_since(lb, address["db1"]) > 5, 10, interval=0.5) is not None, \
-        "lb1's checks of db1 stopped"
-    _, checks = lb.login_check(address["db1"])
+    assert wait_for(lambda: checks_since(lb, address[db.name]) > 5, 10, interval=0.5) is not None, \
+        f"lb1's checks of {db.name} stopped"
+    _, checks = lb.login_check(address[db.name])
     answer = connect_as_app(stacks["app1"], address["lb1"], PROXY_PORT)
-    observe(f"[multi-host] {checks} checks of db1 from lb1 at {interval} (about {checks * 2 / 3600:.1f} h at 2 s), "
+    observe(f"[multi-host] {checks} checks of {db.name} from lb1 at {interval} (about {checks * 2 / 3600:.1f} h at 2 s), "
             f"max_connect_errors {SCENARIO_MYSQL['mysql_max_connect_errors']}: a new login through lb1: {answer}")
     assert answer == "connected"
-    assert lb.server("mysql1")["check_status"].lstrip("* ") == "L7OK"
+    assert lb.server(server_of(db.name))["check_status"].lstrip("* ") == "L7OK"
 
 
-def test_the_check_proves_logins_not_the_path_from_the_proxy(stacks, address, observe):
+def test_the_check_proves_logins_not_the_path_from_the_proxy(stacks, address, observe, primary):
     """What the check proves: MySQL accepts logins (over db1's unix socket), not
     that the path from lb1 to MySQL's port works. With that path cut (db1's
     unit filter admitting no one, at runtime) the check still answers 200 and
@@ -518,21 +515,22 @@ def test_the_check_proves_logins_not_the_path_from_the_proxy(stacks, address, ob
     with the lost connect logged once HAProxy's four connect attempts (5 s
     each) have failed, not a hang (the app does not retry a failed connect:
     it took twice as long when it did); with the path back, it answers 200."""
-    db, lb, app = stacks["db1"], stacks["lb1"], stacks["app1"]
+    db, lb, app = primary, stacks["lb1"], stacks["app1"]
+    server = server_of(db.name)
     one_request = "import app; print(app.app.test_client().get('/todos').status_code)"
     control = f"/run/systemd/system.control/{db.mysql_unit}.service.d"
     db.host.check_output("systemctl set-property --runtime %s IPAddressAllow=", db.mysql_unit)
     try:
-        assert wait_for(lambda: first_bytes_from(lb, address["db1"], MYSQL_PORT, timeout=1) == "no answer",
+        assert wait_for(lambda: first_bytes_from(lb, address[db.name], MYSQL_PORT, timeout=1) == "no answer",
                         timeout=10) is not None
         checks = ChecksSince()
-        checks(lb, address["db1"])
-        assert wait_for(lambda: checks(lb, address["db1"]) >= 5, timeout=10) is not None
-        assert lb.login_check(address["db1"])[0].status == 200 and lb.server("mysql1")["status"] == "UP"
+        checks(lb, address[db.name])
+        assert wait_for(lambda: checks(lb, address[db.name]) >= 5, timeout=10) is not None
+        assert lb.login_check(address[db.name])[0].status == 200 and lb.server(server)["status"] == "UP"
         started = time.monotonic()
         result = app.app_python(one_request)
         seconds = time.monotonic() - started
-        observe(f"[multi-host] path lb1 -> db1:{MYSQL_PORT} cut, check still 200, HAProxy's mysql1 UP: "
+        observe(f"[multi-host] path lb1 -> {db.name}:{MYSQL_PORT} cut, check still 200, HAProxy's {server} UP: "
                 f"a new request answered {result.stdout.strip()} in {seconds:.1f}s")
         assert result.stdout.strip() == "503", result.stdout + result.stderr
         assert "database error" in result.stderr and "Lost connection" in result.stderr, result.stderr
@@ -542,21 +540,22 @@ def test_the_check_proves_logins_not_the_path_from_the_proxy(stacks, address, ob
     assert wait_for(lambda: app.app_python(one_request).stdout.strip() == "200", timeout=20) is not None
 
 
-def test_a_200_from_other_software_on_the_check_port_is_no_mysql(stacks, address):
+def test_a_200_from_other_software_on_the_check_port_is_no_mysql(stacks, address, primary):
     """HAProxy expects the check's own answer: with a plain web server on db1's
     check port, answering 200 to everything, lb1 marks MySQL DOWN. Last in this
     file: it restarts the check, whose count the hours-of-checks test reads."""
-    db, lb = stacks["db1"], stacks["lb1"]
+    db, lb = primary, stacks["lb1"]
+    server = server_of(db.name)
     db.host.check_output("systemctl stop flaskstack-mysql-check")
     try:
         db.host.check_output("systemd-run --unit flaskstack-test-impostor --property DynamicUser=yes "
-                             "python3 -m http.server %s --bind %s --directory /usr/share", str(CHECK_PORT), address["db1"])
-        assert wait_for(lambda: lb.host.run("curl -s -o /dev/null -w '%%{http_code}' http://%s:%s/", address["db1"],
+                             "python3 -m http.server %s --bind %s --directory /usr/share", str(CHECK_PORT), address[db.name])
+        assert wait_for(lambda: lb.host.run("curl -s -o /dev/null -w '%%{http_code}' http://%s:%s/", address[db.name],
                                             str(CHECK_PORT)).stdout == "200", 10) is not None
-        assert wait_for(lambda: lb.server("mysql1")["status"] == "DOWN", 15, interval=0.2) is not None, \
-            lb.server("mysql1")
-        assert "L7RSP" in lb.server("mysql1")["check_status"], lb.server("mysql1")
+        assert wait_for(lambda: lb.server(server)["status"] == "DOWN", 15, interval=0.2) is not None, \
+            lb.server(server)
+        assert "L7RSP" in lb.server(server)["check_status"], lb.server(server)
     finally:
         db.host.run("systemctl stop flaskstack-test-impostor")
         db.host.check_output("systemctl start flaskstack-mysql-check")
-    assert wait_for(lambda: lb.server("mysql1")["status"] == "UP", 15, interval=0.2) is not None, lb.server("mysql1")
+    assert wait_for(lambda: lb.server(server)["status"] == "UP", 15, interval=0.2) is not None, lb.server(server)

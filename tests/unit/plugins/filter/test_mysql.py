@@ -4,7 +4,8 @@ client compares with the host it connected to)."""
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.flaskstack.stack.plugins.filter.mysql import (
-    flaskstack_accounts_with_other_password, flaskstack_caching_sha2_hash, flaskstack_subject_alt_name)
+    flaskstack_accounts_with_other_password, flaskstack_caching_sha2_hash, flaskstack_most_advanced_member,
+    flaskstack_subject_alt_name)
 
 # Oracle MySQL 9.7 took this hash (CREATE USER ... IDENTIFIED WITH
 # caching_sha2_password AS '<hash>') and logged the account in with
@@ -65,3 +66,37 @@ def test_names_are_dns_entries():
     assert flaskstack_subject_alt_name("db1.example.org") == "DNS:db1.example.org"
     # Looks numeric, is not an address.
     assert flaskstack_subject_alt_name("10.0.0") == "DNS:10.0.0"
+
+
+# @@gtid_executed as MySQL 9.7 printed it on a group's members: the group's
+# transactions, and a member's own from before it joined, across lines.
+GROUP = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+OWN = "b9d8e5da-efd5-11f1-b30d-0242ac120002"
+
+
+def test_the_member_with_every_transaction_is_chosen():
+    executed = {"db1": f"{GROUP}:1-40,\n{OWN}:1-2", "db2": f"{GROUP}:1-42,\n{OWN}:1-2", "db3": f"{GROUP}:1-41"}
+    assert flaskstack_most_advanced_member(executed) == "db2"
+
+
+def test_a_gap_is_no_superset():
+    # db1 misses transaction 20 that db2 holds, and db2 misses 41 that db1 holds.
+    executed = {"db1": f"{GROUP}:1-19:21-41", "db2": f"{GROUP}:1-40"}
+    assert flaskstack_most_advanced_member(executed) is None
+
+
+def test_diverged_members_have_no_most_advanced_one():
+    # Each wrote a transaction the other lacks (an errant one, of its own uuid).
+    executed = {"db1": f"{GROUP}:1-40,{OWN}:1", "db2": f"{GROUP}:1-40,{OWN.replace('b9', 'c9')}:1"}
+    assert flaskstack_most_advanced_member(executed) is None
+
+
+def test_tagged_transactions_count_apart_from_untagged_ones():
+    executed = {"db1": f"{GROUP}:1-40:ops:1-3", "db2": f"{GROUP}:1-40"}
+    assert flaskstack_most_advanced_member(executed) == "db1"
+    assert flaskstack_most_advanced_member({"db1": f"{GROUP}:ops:1-3", "db2": f"{GROUP}:1-3"}) is None
+
+
+def test_identical_members_pick_one_and_a_fresh_server_counts_as_empty():
+    assert flaskstack_most_advanced_member({"db1": f"{GROUP}:1-5", "db2": f"{GROUP}:1-5"}) == "db1"
+    assert flaskstack_most_advanced_member({"db1": "", "db2": f"{GROUP}:1-5"}) == "db2"

@@ -7,7 +7,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.flaskstack.stack.plugins.filter.topology import (
     ROLES, flaskstack_address, flaskstack_app_clients, flaskstack_app_proxy_addresses, flaskstack_budget_line, flaskstack_connection_budget,
-    flaskstack_crosses_hosts, flaskstack_listen_address, flaskstack_peers, flaskstack_tiers, flaskstack_unresolved_peers,
+    flaskstack_crosses_hosts, flaskstack_db_group, flaskstack_listen_address, flaskstack_peers, flaskstack_tiers, flaskstack_unresolved_peers,
     role_defaults)
 
 
@@ -113,6 +113,21 @@ def test_a_database_hosts_app_clients_are_the_app_hosts_its_proxies_serve():
     # A proxy on each app host, in front of the one database.
     local_proxies = {"mysql": ["db1"], "haproxy": ["app1", "app2"], "flaskapp": ["app1", "app2"]}
     assert flaskstack_app_clients("db1", local_proxies) == ["app1", "app2"]
+
+
+def test_the_database_hosts_behind_one_proxy_form_one_group():
+    three = {"mysql": ["db1", "db2", "db3"], "haproxy": ["lb1"], "flaskapp": ["app1"]}
+    assert [flaskstack_db_group(host, three) for host in three["mysql"]] == [["db1", "db2", "db3"]] * 3
+    # One database host: a group of one, which replicates nothing.
+    assert flaskstack_db_group("db1", FOUR_TIERS["groups"]) == ["db1"]
+    # Several whole stacks in one inventory: each database is its own.
+    stacks = {tier: ["stack1", "stack2"] for tier in ("mysql", "haproxy", "flaskapp")}
+    assert flaskstack_db_group("stack2", stacks) == ["stack2"]
+    # A proxy on each database host and a separate one in front of both: the shared proxy joins them.
+    mixed = {"mysql": ["db1", "db2"], "haproxy": ["db1", "lb1"], "flaskapp": ["app1"]}
+    assert flaskstack_db_group("db1", mixed) == ["db1", "db2"]
+    # No proxy tier at all: the host alone.
+    assert flaskstack_db_group("db1", {"mysql": ["db1", "db2"]}) == ["db1"]
 
 
 def budget(groups, hostvars):
