@@ -51,19 +51,22 @@ def haproxy_server_line(server, default_port, maxconn, maxqueue, check_port, che
 
 
 def haproxy_listener_budget(servers, server_maxconn, global_maxconn, listen_maxconn, http_enabled, http_maxconn,
-                            admin_maxconn=0):
+                            admin_maxconn=0, read_server_maxconn=0):
     """How this proxy shares its global maxconn: the MySQL listener gets its own
     maxconn (haproxy_listen_maxconn, else what the other listeners leave of the
-    global limit) and must admit every server's maxconn; the HTTP entry point
-    its own, so HTTP clients cannot take the MySQL listener's share; and the
-    administration listeners (stats page, metrics) theirs, counted together."""
+    global limit) and must admit every server's maxconn; the reads listener
+    (read_server_maxconn per server, 0 when off) exactly its servers' maxconn;
+    the HTTP entry point its own, so HTTP clients cannot take the MySQL
+    listeners' share; and the administration listeners (stats page, metrics)
+    theirs, counted together."""
     http = int(http_maxconn) if http_enabled else 0
     admin = int(admin_maxconn)
-    listener = int(listen_maxconn) or int(global_maxconn) - http - admin
+    reads = len(servers) * int(read_server_maxconn)
+    listener = int(listen_maxconn) or int(global_maxconn) - http - admin - reads
     servers_total = sum(int(server.get("maxconn", server_maxconn)) for server in servers)
-    return {"servers": servers_total, "mysql_listener": listener, "http": http, "admin": admin,
-            "global": int(global_maxconn),
-            "fits": servers_total <= listener and listener + http + admin <= int(global_maxconn)}
+    return {"servers": servers_total, "mysql_listener": listener, "read_listener": reads, "http": http,
+            "admin": admin, "global": int(global_maxconn),
+            "fits": servers_total <= listener and listener + reads + http + admin <= int(global_maxconn)}
 
 
 class FilterModule:

@@ -76,7 +76,7 @@ def gtid_set(text):
                 # MySQL 8.3 and later: a tag names the transactions after it.
                 tag = part.lower()
                 continue
-            first, _, last = part.partition("-")
+            first, _dash, last = part.partition("-")
             found.setdefault((source, tag), []).append((int(first), int(last or first)))
     return found
 

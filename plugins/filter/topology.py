@@ -92,7 +92,8 @@ def flaskstack_app_proxy_addresses(groups, hostvars):
 
 def flaskstack_unresolved_peers(host, groups, hostvars):
     """Hosts this host talks to whose address is not known yet (their facts were
-    not gathered, as under --limit): the site playbook gathers them first."""
+    not gathered, as under --limit), the other members of its replicated group
+    included: the site playbook gathers them first."""
     unresolved = []
     for tier in flaskstack_tiers(host, groups):
         for peer_tier in PEER_TIERS[tier]:
@@ -100,6 +101,10 @@ def flaskstack_unresolved_peers(host, groups, hostvars):
                 continue
             unresolved += [peer for peer in groups[peer_tier]
                            if peer not in unresolved and _address_or_none(peer, hostvars) is None]
+    # A replicated group's members reach each other (seeds, accounts, IP filters).
+    if "mysql" in flaskstack_tiers(host, groups):
+        unresolved += [member for member in flaskstack_db_group(host, groups)
+                       if member not in (host, *unresolved) and _address_or_none(member, hostvars) is None]
     return unresolved
 
 
@@ -135,7 +140,8 @@ def flaskstack_tiers(host, groups):
 # The roles of this collection, beside its plugins (a checkout or an installed copy alike).
 ROLES = pathlib.Path(__file__).resolve().parents[2] / "roles"
 # The role defaults the connection budget falls back on for hosts that do not set them.
-BUDGET_DEFAULTS = {"haproxy": ("haproxy_server_maxconn", "haproxy_server_limits"),
+BUDGET_DEFAULTS = {"haproxy": ("haproxy_server_maxconn", "haproxy_server_limits", "haproxy_read_listener_enabled",
+                               "haproxy_read_server_maxconn"),
                    "mysql": ("mysql_max_connections", "mysql_admin_connections")}
 
 
@@ -158,9 +164,12 @@ def role_defaults(roles=ROLES):
 
 def _proxy_demand(proxy, groups, hostvars, defaults):
     """{database host: maxconn} for the servers of one proxy host, from its
-    variables (hostvars hold everything but role defaults, passed in)."""
+    variables (hostvars hold everything but role defaults, passed in): its
+    MySQL listener's and, when on, its reads listener's."""
     variables = hostvars[proxy]
     maxconn = int(variables.get("haproxy_server_maxconn", defaults["haproxy_server_maxconn"]))
+    reads = (int(variables.get("haproxy_read_server_maxconn", defaults["haproxy_read_server_maxconn"]))
+             if _bool(variables.get("haproxy_read_listener_enabled", defaults["haproxy_read_listener_enabled"])) else 0)
     listed = variables.get("haproxy_backend_servers")
     if listed is not None and not isinstance(listed, str):
         demand = {}
@@ -169,11 +178,16 @@ def _proxy_demand(proxy, groups, hostvars, defaults):
                 raise AnsibleFilterError(
                     f"flaskstack: {proxy}'s haproxy_backend_servers entry {server.get('name')!r} names no "
                     "`host` (the database host's inventory name): the connection budget cannot count it")
-            demand[server["host"]] = demand.get(server["host"], 0) + int(server.get("maxconn", maxconn))
+            demand[server["host"]] = demand.get(server["host"], 0) + int(server.get("maxconn", maxconn)) + reads
         return demand
     limits = variables.get("haproxy_server_limits", defaults["haproxy_server_limits"]) or {}
     databases = [proxy] if _runs_locally("mysql", proxy, groups) else list(groups["mysql"])
-    return {database: int((limits.get(database) or {}).get("maxconn", maxconn)) for database in databases}
+    return {database: int((limits.get(database) or {}).get("maxconn", maxconn)) + reads for database in databases}
+
+
+def _bool(value):
+    """A variable's truth as Ansible reads it (a string from -e, 'true' or 'yes', counts)."""
+    return value.strip().lower() in ("true", "yes", "on", "1") if isinstance(value, str) else bool(value)
 
 
 def flaskstack_connection_budget(groups, hostvars, defaults=None):

@@ -65,6 +65,9 @@ def pytest_configure(config):
         "own code, whatever the platform and the MySQL flavour (input checks, the platform check, a "
         "restored app file, the app's read retry): "
         "runs on one host of the default scenario (the others deselect it with -m)")
+    config.addinivalue_line(
+        "markers", "mariadb_only: what MariaDB alone does (no second password): the Oracle MySQL scenario "
+        "deselects it with -m")
 
 
 ONCE_PER_SCENARIO = ("platform_independent", "host_independent")

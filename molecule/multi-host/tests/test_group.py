@@ -8,11 +8,15 @@ import subprocess
 import threading
 
 import pytest
-from conftest import MEMBERS, MEMBERS_SQL, primary_of
-from flaskstack_testlib import CHECK_PORT, DB_NAME, DEFAULTS, PROXY_PORT, failure_message, recap, run_playbook, wait_for
+from conftest import MEMBERS, MEMBERS_SQL, primary_of, server_of
+from flaskstack_testlib import (CHECK_PORT, DB_NAME, DEFAULTS, HAPROXY_CONFIG, PROXY_PORT, failure_message, recap,
+                                run_playbook, wait_for)
+from test_multi_host import first_bytes_from, probe
 
 WRITER_SCRIPT = pathlib.Path(__file__).parent / "acked_writes.py"
 RECOVERY_USER = DEFAULTS["mysql"]["mysql_group_recovery_user"]
+READS = DEFAULTS["haproxy"]["haproxy_read_listen_name"]
+READS_PORT = DEFAULTS["haproxy"]["haproxy_read_bind_port"]
 # What a new primary must take writes within, after the old one is lost.
 FAILOVER_BOUND = 15
 # A test-only writer: INSERT (and SELECT, to count) on a table of its own.
@@ -156,6 +160,41 @@ def test_the_checks_name_one_primary_and_the_listener_sends_only_there(stacks, a
     assert landed.rc == 0 and landed.stdout.strip() == primary, (landed.stdout, landed.stderr)
 
 
+def test_a_reads_listener_spreads_sessions_over_the_secondaries_within_their_limit(stacks, address, primary):
+    """The optional second listener: the secondaries UP, the primary DOWN, each
+    server with the reads' own maxconn; six sessions held open at once land
+    three on each secondary; a host outside the app tier is refused."""
+    lb, maxconn = stacks["lb1"], 3
+    with lb.reconfigured("--tags", "haproxy", haproxy_read_listener_enabled=True,
+                         haproxy_read_server_maxconn=maxconn):
+        config = lb.host.file(HAPROXY_CONFIG).content_string
+        assert f"listen {READS}\n    bind {address['lb1']}:{READS_PORT}\n" in config, config
+        assert "http-check send meth GET uri /secondary" in config
+        assert lb.host.run("haproxy -c -f %s", HAPROXY_CONFIG).rc == 0
+        secondaries = [name for name in MEMBERS if name != primary.name]
+
+        def reads_servers():
+            return {name: lb.server(server_of(name), proxy=READS) for name in MEMBERS}
+        assert wait_for(lambda: {name: server["status"] for name, server in reads_servers().items()}
+                        == {name: "DOWN" if name == primary.name else "UP" for name in MEMBERS}, 15) is not None, \
+            reads_servers()
+        assert {server["slim"] for server in reads_servers().values()} == {str(maxconn)}
+        landed = stacks["app1"].app_python(
+            "import collections, json, os, pymysql\n"
+            f"sessions = [pymysql.connect(host=os.environ['FLASKAPP_DB_HOST'], port={READS_PORT},\n"
+            "    user=os.environ['FLASKAPP_DB_USER'], password=os.environ['FLASKAPP_DB_PASSWORD'],\n"
+            "    ssl_ca=os.environ['FLASKAPP_DB_TLS_CA'], ssl_verify_identity=True) for _ in range(6)]\n"
+            "def where(session):\n"
+            "    with session.cursor() as cursor:\n"
+            "        cursor.execute('SELECT @@hostname, @@super_read_only')\n"
+            "        return '/'.join(map(str, cursor.fetchone()))\n"
+            "print(json.dumps(collections.Counter(where(session) for session in sessions)))\n")
+        assert landed.rc == 0, landed.stderr
+        assert json.loads(landed.stdout) == {f"{name}/1": maxconn for name in secondaries}, landed.stdout
+        assert first_bytes_from(stacks["db1"], address["lb1"], READS_PORT) == "closed"
+    assert f"listen {READS}" not in lb.host.file(HAPROXY_CONFIG).content_string
+
+
 def test_several_mariadb_hosts_are_refused_before_any_change(stacks):
     """MariaDB's Galera is not supported: database hosts behind one listener on
     MariaDB would be independent databases, so the run stops in its checks."""
@@ -211,7 +250,6 @@ def failover(stacks, address, observe, label, lose, bring_back, table):
     reads.result = None
 
     def probe_reads():
-        from test_multi_host import probe
         reads.result = probe(stacks["app1"], f"http://{address['lb1']}/todos", seconds, interval=0.1)
     reads.run = probe_reads
     reads.start()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from conftest import server_of
+from conftest import MEMBERS, server_of
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME,
                                 CHECK_PORT, MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATUS_COMMAND,
                                 changed_tasks, failure_message, recap, run_script, wait_for)
@@ -62,14 +62,15 @@ def names_of(stack, address):
 # --- Each tier on its own hosts, listening where its clients are -----------------
 
 def test_each_tier_runs_only_on_its_hosts(stacks):
-    db, lb = stacks["db1"], stacks["lb1"]
-    assert db.host.service(db.mysql_unit).is_running
+    lb = stacks["lb1"]
+    for name in MEMBERS:
+        assert stacks[name].host.service(stacks[name].mysql_unit).is_running, name
     assert lb.host.service("haproxy").is_running and lb.host.service("haproxy").is_enabled
     for name in APP_HOSTS:
         for port in APP_PORTS:
             assert stacks[name].host.service(f"flaskapp@{port}").is_running
     for name, stack in stacks.items():
-        if name != "db1":
+        if name not in MEMBERS:
             assert not stack.host.exists("mysqld"), name
         if name != "lb1":
             assert not stack.host.exists("haproxy"), name
@@ -172,13 +173,14 @@ def test_mysql_and_its_check_drop_an_app_hosts_packets(stacks, address, name):
 
 def test_mysql_refuses_the_app_account_from_a_host_it_does_not_list(stacks, address):
     """From db1's own address, which the units' filter admits, the app's account
-    is refused before any password check (1130: the host is not allowed)."""
+    with its real password is refused (1045): it exists for lb1's address only."""
     db = stacks["db1"]
-    answer = db.host.run("MYSQL_PWD=not-the-password mysql --batch -h %s -P %s -u %s -e 'SELECT 1'",
-                         address["db1"], str(MYSQL_PORT), DB_USER)
-    # MariaDB's client reports it as the error packet that came before TLS: "... 1130 - Host ... is not allowed".
-    assert answer.rc != 0 and "1130" in answer.stderr and "is not allowed" in answer.stderr, answer.stderr
+    password = (PROJECT / ".secrets" / "flaskstack_db_password").read_text().strip()
+    answer = db.host.run("MYSQL_PWD=%s mysql --batch -h %s -P %s -u %s -e 'SELECT 1'",
+                         password, address["db1"], str(MYSQL_PORT), DB_USER)
+    assert answer.rc != 0 and "1045" in answer.stderr and "Access denied" in answer.stderr, answer.stderr
     assert any(shown in answer.stderr for shown in names_of(db, address["db1"])), answer.stderr
+    assert connect_as_app(stacks["app1"], address["lb1"], PROXY_PORT) == "connected"
 
 
 def test_only_the_app_tier_reaches_the_mysql_listener(stacks, address):
@@ -195,8 +197,9 @@ def test_only_the_app_tier_reaches_the_mysql_listener(stacks, address):
         lb.host.file(HAPROXY_CONFIG).content_string
 
 
-def test_app_account_for_a_host_that_left_the_proxy_tier_is_dropped(stacks, address):
-    db = stacks["db1"]
+def test_app_account_for_a_host_that_left_the_proxy_tier_is_dropped(stacks, address, primary):
+    # On the group's primary, which writes for every member.
+    db = primary
     gone = "192.0.2.99"
     with db.reconfigured("--tags", "mysql", mysql_app_user_hosts=[address["lb1"], gone]) as change:
         assert app_account_hosts(db) == sorted([address["lb1"], gone])
@@ -548,14 +551,19 @@ def test_a_200_from_other_software_on_the_check_port_is_no_mysql(stacks, address
     server = server_of(db.name)
     db.host.check_output("systemctl stop flaskstack-mysql-check")
     try:
+        # A page at every path HAProxy may ask, answering 200 with text of its own.
+        db.host.check_output("mkdir -p /run/flaskstack-impostor && cd /run/flaskstack-impostor && "
+                             "echo 'another service' | tee index.html primary secondary >/dev/null && "
+                             "chmod -R a+rX /run/flaskstack-impostor")
         db.host.check_output("systemd-run --unit flaskstack-test-impostor --property DynamicUser=yes "
-                             "python3 -m http.server %s --bind %s --directory /usr/share", str(CHECK_PORT), address[db.name])
-        assert wait_for(lambda: lb.host.run("curl -s -o /dev/null -w '%%{http_code}' http://%s:%s/", address[db.name],
-                                            str(CHECK_PORT)).stdout == "200", 10) is not None
+                             "python3 -m http.server %s --bind %s --directory /run/flaskstack-impostor",
+                             str(CHECK_PORT), address[db.name])
+        assert wait_for(lambda: lb.host.run("curl -s -o /dev/null -w '%%{http_code}' http://%s:%s/primary",
+                                            address[db.name], str(CHECK_PORT)).stdout == "200", 10) is not None
         assert wait_for(lambda: lb.server(server)["status"] == "DOWN", 15, interval=0.2) is not None, \
             lb.server(server)
         assert "L7RSP" in lb.server(server)["check_status"], lb.server(server)
     finally:
-        db.host.run("systemctl stop flaskstack-test-impostor")
+        db.host.run("systemctl stop flaskstack-test-impostor; rm -rf /run/flaskstack-impostor")
         db.host.check_output("systemctl start flaskstack-mysql-check")
     assert wait_for(lambda: lb.server(server)["status"] == "UP", 15, interval=0.2) is not None, lb.server(server)

@@ -14,7 +14,7 @@ SECOND_PASSWORDS = (f"SELECT COUNT(*) FROM mysql.user WHERE User = '{DB_USER}' "
                     "AND JSON_EXTRACT(User_attributes, '$.additional_password') IS NOT NULL")
 
 
-def test_a_controller_without_the_password_refuses_to_replace_it(stacks, tmp_path):
+def test_a_controller_without_the_password_refuses_to_replace_it(stacks, tmp_path, primary):
     """A new controller (no generated password) is refused whatever the run
     selects: the database host, or an app host alone, which --limit cuts off
     from the database; and the refused run leaves no password behind for the
@@ -31,8 +31,8 @@ def test_a_controller_without_the_password_refuses_to_replace_it(stacks, tmp_pat
         # Nothing made a password, and nothing ran past the check.
         assert not missing.exists(), selected
         assert changed_tasks(refused.stdout) == [], selected
-    # Asked for a new one, the run sets it (shown in check mode, which changes nothing).
-    asked = db.rerun("--tags", "mysql", "--check", flaskstack_db_password_file=str(missing),
+    # Asked for a new one, the run sets it on the group's primary (shown in check mode, which changes nothing).
+    asked = primary.rerun("--tags", "mysql", "--check", flaskstack_db_password_file=str(missing),
                      flaskstack_db_password_new="true")
     assert asked.returncode == 0, asked.stdout[-3000:]
     assert "mysql : Create the application account" in changed_tasks(asked.stdout)
@@ -49,7 +49,7 @@ def test_a_controller_without_the_ca_refuses_to_replace_it(stacks, tmp_path):
         refused = stack.rerun(*args, **elsewhere)
         assert refused.returncode != 0, selected
         message = failure_message(refused)
-        assert "The database's certificate on db1 is signed by the stack's CA" in message, (selected, message)
+        assert "The database's certificate on db1, db2, db3 is signed by the stack's CA" in message, (selected, message)
         assert f"Copy {ca_cert.name} and {ca_key.name}" in message and str(tmp_path) in message, (selected, message)
         assert not ca_cert.exists() and not ca_key.exists(), selected
         assert changed_tasks(refused.stdout) == [], selected

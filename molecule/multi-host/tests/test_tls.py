@@ -87,18 +87,19 @@ def test_verify_identity_refuses_a_proxy_name_the_certificate_does_not_hold(stac
     assert app1.app_python(ONE_REQUEST, FLASKAPP_DB_HOST="lb1", FLASKAPP_DB_TLS="verify_ca").stdout.strip() == "200"
 
 
-def test_mysql_refuses_plain_connections_of_any_account_and_old_tls(stacks, address):
+def test_mysql_refuses_plain_connections_of_any_account_and_old_tls(stacks, address, primary):
     """Plain text is refused for the app's account (REQUIRE SSL: 1045, with the
     password that works over TLS) and, by require_secure_transport, for any
     account over TCP: one made for this test, with no REQUIRE SSL of its own,
     logs in through lb1 over TLS only. TLS 1.2 and newer."""
-    app1, db1 = stacks["app1"], stacks["db1"]
+    # The account made on the group's primary, which the listener's sessions reach.
+    app1, db = stacks["app1"], primary
     tls = {"ssl_ca": "/opt/flaskapp/db-ca.pem", "ssl_verify_identity": True}
     assert log_in(app1, address["lb1"], ssl_disabled=True).startswith("1045 ")
     assert log_in(app1, address["lb1"], **tls) == "connected"
-    assert db1.root_sql(f"SELECT DISTINCT ssl_type FROM mysql.user WHERE User = '{DB_USER}'").split() == ["ANY"]
+    assert db.root_sql(f"SELECT DISTINCT ssl_type FROM mysql.user WHERE User = '{DB_USER}'").split() == ["ANY"]
     account = ("flaskstack_plain_test", secrets.token_hex(12))
-    db1.root_sql(f"CREATE USER '{account[0]}'@'{address['lb1']}' IDENTIFIED BY '{account[1]}' REQUIRE NONE")
+    db.root_sql(f"CREATE USER '{account[0]}'@'{address['lb1']}' IDENTIFIED BY '{account[1]}' REQUIRE NONE")
     try:
         # The same password over TLS gets in, so the refusal is the transport's. MariaDB
         # reports it as access denied (1045), MySQL as insecure transport (3159).
@@ -106,8 +107,8 @@ def test_mysql_refuses_plain_connections_of_any_account_and_old_tls(stacks, addr
         assert plain.startswith(("1045 ", "3159 ")), plain
         assert log_in(app1, address["lb1"], account, **tls) == "connected"
     finally:
-        db1.root_sql(f"DROP USER '{account[0]}'@'{address['lb1']}'")
-    assert db1.root_sql("SELECT @@require_secure_transport, @@tls_version").split() == ["1", "TLSv1.2,TLSv1.3"]
+        db.root_sql(f"DROP USER '{account[0]}'@'{address['lb1']}'")
+    assert db.root_sql("SELECT @@require_secure_transport, @@tls_version").split() == ["1", "TLSv1.2,TLSv1.3"]
 
 
 # The serial of the certificate the app's own login through lb1 meets. A client
@@ -122,21 +123,22 @@ SERVED_SERIAL = ("import os, pymysql\n"
                  "c.close()\n")
 
 
-def certificate_serials(stacks):
-    """(the serial of the certificate db1's MySQL serves, the serial of the one on its disk)."""
+def certificate_serials(stacks, db):
+    """(the serial of the certificate the app's session through lb1 is served,
+    by the group's primary, the serial of the one on the primary's disk)."""
     served = stacks["app1"].app_python(SERVED_SERIAL)
     assert served.rc == 0, served.stderr
-    on_disk = stacks["db1"].host.check_output("openssl x509 -noout -serial -in %s/server-cert.pem", TLS_DIR)
+    on_disk = db.host.check_output("openssl x509 -noout -serial -in %s/server-cert.pem", TLS_DIR)
     return int(served.stdout), int(on_disk.split("=")[1], 16)
 
 
-def test_a_run_cut_off_before_the_tls_reload_leaves_the_next_run_to_reload(stacks):
+def test_a_run_cut_off_before_the_tls_reload_leaves_the_next_run_to_reload(stacks, primary):
     """MySQL rereads its certificate on a reload, not a restart, so the unit's
     start time cannot tell that a new one was never loaded: a run (--tags
     mysql) that writes a new certificate is SIGKILLed at once, and the next
     run, which finds the file already right, still reloads it."""
-    db = stacks["db1"]
-    served, on_disk = certificate_serials(stacks)
+    db = primary
+    served, on_disk = certificate_serials(stacks, db)
     assert served == on_disk
     # Without it, the next run signs a new certificate.
     db.host.check_output("rm %s/server-cert.pem", TLS_DIR)
@@ -144,7 +146,7 @@ def test_a_run_cut_off_before_the_tls_reload_leaves_the_next_run_to_reload(stack
     try:
         assert cut, f"no new certificate was written:\n{output[-3000:]}"
         # The premise: the new certificate is on disk, the old one still served.
-        served_then, on_disk_then = certificate_serials(stacks)
+        served_then, on_disk_then = certificate_serials(stacks, db)
         assert served_then == served != on_disk_then
         rerun = assert_succeeded(db.rerun("--tags", "mysql"))
         changed = changed_tasks(rerun.stdout)
@@ -153,9 +155,9 @@ def test_a_run_cut_off_before_the_tls_reload_leaves_the_next_run_to_reload(stack
         assert "mysql : Reload MySQL's TLS files, as an earlier run owed" in changed, failure_text(rerun)
         assert "mysql : Mark MySQL's TLS files as loaded" in changed, changed
         assert "mysql : Restart MySQL" not in changed, changed
-        served_now, on_disk_now = certificate_serials(stacks)
+        served_now, on_disk_now = certificate_serials(stacks, db)
         assert served_now == on_disk_now != served
     except BaseException:
-        # Leave db1 serving a certificate on disk for the tests after this one.
+        # Leave the primary serving a certificate on disk for the tests after this one.
         db.rerun("--tags", "mysql")
         raise

@@ -33,7 +33,7 @@ TWO_SERVERS = [{"name": "mysql1"}, {"name": "mysql2", "maxconn": 30}]
 
 def test_without_the_http_entry_point_the_mysql_listener_has_the_global_limit():
     assert haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, False, 50) == {
-        "servers": 40, "mysql_listener": 100, "http": 0, "admin": 0, "global": 100, "fits": True}
+        "servers": 40, "mysql_listener": 100, "read_listener": 0, "http": 0, "admin": 0, "global": 100, "fits": True}
 
 
 def test_the_http_entry_point_takes_its_own_share_and_leaves_the_rest_to_mysql():
@@ -47,6 +47,14 @@ def test_an_explicit_listener_limit_must_admit_the_servers_and_fit_the_global_on
     assert haproxy_listener_budget(TWO_SERVERS, 10, 100, 40, True, 60)["fits"]
     assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 39, False, 0)["fits"]
     assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 50, True, 60)["fits"]
+
+
+def test_the_reads_listener_takes_its_servers_maxconn_from_the_mysql_listeners_share():
+    budget = haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, True, 40, 0, 5)
+    assert (budget["mysql_listener"], budget["read_listener"], budget["fits"]) == (50, 10, True)
+    # Six per server more leaves the MySQL listener less than its servers may use.
+    assert haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, True, 40, 0, 10)["fits"]
+    assert not haproxy_listener_budget(TWO_SERVERS, 10, 100, 0, True, 40, 0, 11)["fits"]
 
 
 def test_the_administration_listeners_take_their_share_too():

@@ -90,6 +90,12 @@ def test_limit_leaves_peers_without_facts_which_the_playbook_gathers_first():
         flaskstack_peers("mysql", "lb1", groups, hostvars)
 
 
+def test_limit_to_one_member_gathers_the_other_members_too():
+    groups = {"mysql": ["db1", "db2", "db3"], "haproxy": ["lb1"], "flaskapp": ["app1"]}
+    hostvars = {"db1": facts("10.0.0.1"), "db2": {}, "db3": {"flaskstack_address": "10.0.0.3"}, "lb1": {}}
+    assert flaskstack_unresolved_peers("db1", groups, hostvars) == ["lb1", "db2"]
+
+
 def test_single_host_needs_no_peer_facts():
     assert flaskstack_unresolved_peers("stack1", SINGLE_HOST["groups"], {"stack1": {}}) == []
 
@@ -147,6 +153,8 @@ def test_the_budget_reads_its_defaults_from_the_roles_beside_the_plugin():
     mysql = yaml.safe_load((project / "roles/mysql/defaults/main.yml").read_text())
     assert role_defaults() == {
         "haproxy_server_maxconn": haproxy["haproxy_server_maxconn"], "haproxy_server_limits": haproxy["haproxy_server_limits"],
+        "haproxy_read_listener_enabled": haproxy["haproxy_read_listener_enabled"],
+        "haproxy_read_server_maxconn": haproxy["haproxy_read_server_maxconn"],
         "mysql_max_connections": mysql["mysql_max_connections"], "mysql_admin_connections": mysql["mysql_admin_connections"]}
     [entry] = flaskstack_connection_budget(SINGLE_HOST["groups"], SINGLE_HOST["hostvars"])
     assert (entry["max_connections"], entry["admin"], entry["proxies"]) == (
@@ -183,6 +191,17 @@ def test_every_proxy_host_counts_against_every_database_it_serves():
     db1 = budget(groups, hostvars)[0]
     assert (db1["total"], db1["fits"]) == (69, False)
     assert flaskstack_budget_line(db1).endswith("= 69, EXCEEDS max_connections 67")
+
+
+def test_a_reads_listener_counts_against_every_member_it_may_use():
+    groups = {"mysql": ["db1", "db2", "db3"], "haproxy": ["lb1"], "flaskapp": ["app1"]}
+    # From -e, a string: Ansible's truth.
+    hostvars = {"db1": {}, "db2": {}, "db3": {},
+                "lb1": {"haproxy_read_listener_enabled": "true", "haproxy_read_server_maxconn": 7}}
+    for entry in budget(groups, hostvars):
+        assert (entry["proxies"], entry["draining"], entry["total"]) == ({"lb1": 17}, 17, 17 + 17 + 1 + 5)
+    hostvars["lb1"]["haproxy_read_listener_enabled"] = False
+    assert budget(groups, hostvars)[0]["proxies"] == {"lb1": 10}
 
 
 def test_a_proxy_on_a_database_host_counts_only_against_its_own_database():
