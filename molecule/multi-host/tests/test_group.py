@@ -1,11 +1,15 @@
-"""The database tier as a replicated group: db1, db2 and db3 run Group
-Replication (single primary), lb1's MySQL listener sends connections only to
-the primary, and the group survives the loss of its primary, whether its MySQL
-is killed or its whole host goes away, with every acknowledged write kept."""
+"""The database tier as a replicated group: db1 and db2 run Group Replication
+(single primary) from the converge, db3 joins when the first test adds it to
+the inventory, lb1's MySQL listener sends connections only to the primary, and
+the group survives the loss of its primary, whether its MySQL is killed or its
+whole host goes away, with every acknowledged write kept. The tests of this
+module run in order, the first one first: the others need the three members."""
 import json
+import os
 import pathlib
 import subprocess
 import threading
+import time
 
 import pytest
 from conftest import MEMBERS, MEMBERS_SQL, primary_of, server_of
@@ -92,6 +96,32 @@ def acked_on_every_member(stacks, ids, table):
     return found
 
 
+# --- The group, grown by one host ---------------------------------------------------------------
+
+def test_a_host_added_to_the_inventory_joins_the_group_with_the_data(stacks, address, observe):
+    """db3 added to the mysql group of the scenario's inventory (a file beside
+    it, which every later run reads too) and the playbook rerun: db3 gets
+    MySQL, copies the group's data by clone and joins as a secondary; the
+    proxy gets its server; a row written before it joined is on it."""
+    primary = stacks[primary_of(stacks, address)]
+    assert not stacks["db3"].host.exists("mysqld")
+    primary.root_sql(f"INSERT INTO {DB_NAME}.todos (id, item, status) VALUES (98, 'before db3 joined', 'done')")
+    inventory = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    (inventory / "db3-joins.yml").write_text("all:\n  children:\n    mysql:\n      hosts:\n        db3:\n")
+    run = run_playbook()
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert wait_for(lambda: all_online(stacks), timeout=60, interval=1) is not None, members_seen_by(primary)
+    db3 = stacks["db3"]
+    cloned = db3.root_sql("SELECT STATE, SOURCE FROM performance_schema.clone_status")
+    observe(f"[multi-host] db3 added to the inventory: joined by the rerun, clone {cloned}; recap "
+            f"{ {name: recap(run.stdout, name)['changed'] for name in (*MEMBERS, 'lb1')} }")
+    assert cloned.split("\t")[0] == "Completed", cloned
+    assert db3.root_sql(f"SELECT item FROM {DB_NAME}.todos WHERE id = 98") == "before db3 joined"
+    assert db3.root_sql("SELECT @@super_read_only") == "1"
+    assert f"server mysql3 {address['db3']}:" in stacks["lb1"].host.file(HAPROXY_CONFIG).content_string
+    primary.root_sql(f"DELETE FROM {DB_NAME}.todos WHERE id = 98")
+
+
 # --- The group as the run left it -----------------------------------------------------------
 
 def test_the_database_hosts_form_one_group_with_one_primary(stacks, address):
@@ -158,6 +188,58 @@ def test_the_checks_name_one_primary_and_the_listener_sends_only_there(stacks, a
         "    cursor.execute('SELECT @@hostname')\n"
         "    print(cursor.fetchone()[0])\n")
     assert landed.rc == 0 and landed.stdout.strip() == primary, (landed.stdout, landed.stderr)
+
+
+HELD_SESSION = """
+import os, sys, time, pymysql
+connection = pymysql.connect(host=os.environ['FLASKAPP_DB_HOST'], port=int(os.environ['FLASKAPP_DB_PORT']),
+    user=os.environ['FLASKAPP_DB_USER'], password=os.environ['FLASKAPP_DB_PASSWORD'],
+    ssl_ca=os.environ['FLASKAPP_DB_TLS_CA'], ssl_verify_identity=True, read_timeout=5,
+    program_name='flaskstack-held-session')
+cursor = connection.cursor()
+cursor.execute('SELECT @@hostname')
+print(cursor.fetchone()[0], flush=True)
+started = time.monotonic()
+while time.monotonic() - started < float(sys.argv[1]):
+    try:
+        cursor.execute('SELECT 1')
+    except pymysql.err.MySQLError as error:
+        print(time.time(), error.args[0], flush=True)
+        break
+    time.sleep(0.1)
+else:
+    print('never cut', flush=True)
+"""
+
+
+def test_a_primary_that_steps_down_has_its_sessions_cut(stacks, address, observe):
+    """A planned switchover (group_replication_set_as_primary): HAProxy marks
+    the old primary DOWN and cuts the session the app's account held open on
+    it (a secondary would go on answering it, refusing only its writes), and
+    the listener's new server is the new primary."""
+    old = primary_of(stacks, address)
+    new = next(name for name in MEMBERS if name != old)
+    held = threading.Thread(daemon=True)
+    held.result = None
+    # The app's account and driver, its environment file, 30 s at most.
+    held.run = lambda: setattr(held, "result", stacks["app1"].host.run(
+        "set -a; . /etc/flaskapp/flaskapp.env; /opt/flaskapp/venv/bin/python -c %s 30", HELD_SESSION).stdout)
+    held.start()
+    assert wait_for(lambda: stacks[old].root_sql(
+        "SELECT COUNT(*) FROM performance_schema.session_connect_attrs "
+        "WHERE ATTR_NAME = 'program_name' AND ATTR_VALUE = 'flaskstack-held-session'") != "0", 15) is not None
+    uuid = stacks[new].root_sql("SELECT @@server_uuid")
+    switched = time.time()
+    stacks[old].root_sql(f"SELECT group_replication_set_as_primary('{uuid}')")
+    held.join(60)
+    lines = (held.result or "").split()
+    assert len(lines) == 3 and lines[0] == old and lines[1] != "never", held.result
+    cut_after = float(lines[1]) - switched
+    observe(f"[multi-host] switchover {old} -> {new}: the session held on {old} cut {cut_after:.1f} s after "
+            f"(MySQL error {lines[2]})")
+    assert 0 < cut_after < 5, held.result
+    assert primary_of(stacks, address) == new
+    assert wait_for(lambda: stacks["lb1"].server(server_of(new))["status"] == "UP", 10) is not None
 
 
 def test_a_reads_listener_spreads_sessions_over_the_secondaries_within_their_limit(stacks, address, primary):

@@ -55,6 +55,20 @@ def test_a_controller_without_the_ca_refuses_to_replace_it(stacks, tmp_path):
         assert changed_tasks(refused.stdout) == [], selected
 
 
+def test_a_controller_without_the_recovery_password_refuses_to_replace_it(stacks, tmp_path):
+    """The app's password and the CA copied but not the group's recovery
+    password: a new one would break every member's rejoin. Refused, even for a
+    run limited to the proxy host, and nothing generated."""
+    missing = tmp_path / "flaskstack_recovery_password"
+    refused = stacks["lb1"].rerun("--tags", "haproxy", flaskstack_recovery_password_file=str(missing))
+    assert refused.returncode != 0
+    message = failure_message(refused)
+    assert "db1, db2, db3 joined a replicated group with a recovery password this controller does not have" \
+        in message and str(missing) in message, message
+    assert not missing.exists()
+    assert changed_tasks(refused.stdout) == []
+
+
 def test_a_new_password_reaches_every_member_with_no_refused_login(stacks, address, observe, primary):
     """A new password by rerun on the group: the primary keeps the old one as
     the account's second until every app host runs the new one, the members
