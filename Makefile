@@ -86,11 +86,12 @@ unit: venv
 collection: venv
 	ansible-galaxy collection build --force --output-path .cache/collection .
 
-# The scenarios side by side: on Oracle MySQL over SSH as a sudo user (two hosts,
-# with a reboot: the critical path, named first), the stack on one host (Debian 12
-# and 13, MariaDB), and its tiers on four hosts (db1, lb1, app1, app2).
+# The scenarios side by side: the tiers on six hosts (a replicated MySQL group of
+# three, lb1, app1, app2: the critical path, named first), the stack on one host
+# (Debian 12 and 13, MariaDB), and on Oracle MySQL over SSH as a sudo user (two
+# hosts, with a reboot).
 molecule: collections images
-	@bash molecule/resources/run-scenarios.sh oracle-mysql default multi-host
+	@bash molecule/resources/run-scenarios.sh multi-host default oracle-mysql
 
 # The image builds beside the venv, lint and unit tests (images wait on the
 # network, the rest on PyPI and the CPU), each target's output in one piece;

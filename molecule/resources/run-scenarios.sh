@@ -4,8 +4,8 @@
 # then repeat the failed tests' error and summary lines last, where a CI log's tail shows them.
 # Ends with the cost table: each scenario's wall time and the costliest playbook
 # runs (every run is recorded by callback_plugins/flaskstack_run_cost.py).
-# The first scenario is the critical path: the others run their controller
-# side (Ansible, pytest) under `nice`, so that it gets the CPU when both want it.
+# Named longest first: each later one runs its controller side (Ansible, pytest)
+# under a higher `nice` (0, 5, 10...), so the critical path gets the CPU when all want it.
 # Usage: run-scenarios.sh SCENARIO...
 set -uo pipefail
 
@@ -15,14 +15,15 @@ trap 'rm -rf "$logs"' EXIT
 export FLASKSTACK_RUN_LOG="$logs/playbook-runs.jsonl"
 export ANSIBLE_CALLBACK_PLUGINS="$here/callback_plugins${ANSIBLE_CALLBACK_PLUGINS:+:$ANSIBLE_CALLBACK_PLUGINS}"
 pids=()
+priority=0
 for scenario in "$@"; do
-  priority=$([ "$scenario" = "$1" ] && echo 0 || echo 10)
   ( started=$SECONDS
     nice -n "$priority" molecule test -s "$scenario" 2>&1 | sed -u "s/^/[$scenario] /" | tee "$logs/$scenario"
     status=${PIPESTATUS[0]}
     echo "$scenario $((SECONDS - started)) $status" >>"$logs/scenarios.tsv"
     exit "$status" ) &
   pids+=($!)
+  priority=$((priority + 5))
 done
 
 failed=()

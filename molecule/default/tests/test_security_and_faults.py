@@ -343,10 +343,9 @@ def test_gunicorn_exchanges_packets_only_with_this_host_and_the_proxies(stack):
 def test_killed_gunicorn_master_is_restarted_by_systemd(stack, observe):
     unit, port = f"flaskapp@{APP_PORTS[0]}", APP_PORTS[0]
     pid = stack.main_pid(unit)
-    with timing_window():
-        stack.host.check_output("kill -9 %s", str(pid))
-        recovered = wait_for(lambda: stack.main_pid(unit) not in (0, pid) and stack.http_status("/todos", port) == 200,
-                             10)
+    # A loose bound (systemd's RestartSec is 1 s): no need of the exclusive window.
+    stack.host.check_output("kill -9 %s", str(pid))
+    recovered = wait_for(lambda: stack.main_pid(unit) not in (0, pid) and stack.http_status("/todos", port) == 200, 10)
     observe(f"[{stack.name}] {unit} killed with SIGKILL: answering again after {recovered}s")
     assert recovered is not None, "no answer within 10 s"
 

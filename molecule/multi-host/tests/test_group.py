@@ -15,12 +15,10 @@ import pytest
 from conftest import MEMBERS, MEMBERS_SQL, primary_of, server_of
 from flaskstack_testlib import (CHECK_PORT, DB_NAME, DEFAULTS, HAPROXY_CONFIG, PROXY_PORT, failure_message, recap,
                                 run_playbook, wait_for)
-from test_multi_host import first_bytes_from, probe
+from test_multi_host import probe
 
 WRITER_SCRIPT = pathlib.Path(__file__).parent / "acked_writes.py"
 RECOVERY_USER = DEFAULTS["mysql"]["mysql_group_recovery_user"]
-READS = DEFAULTS["haproxy"]["haproxy_read_listen_name"]
-READS_PORT = DEFAULTS["haproxy"]["haproxy_read_bind_port"]
 # What a new primary must take writes within, after the old one is lost.
 FAILOVER_BOUND = 15
 # A test-only writer: INSERT (and SELECT, to count) on a table of its own.
@@ -100,7 +98,8 @@ def acked_on_every_member(stacks, ids, table):
 
 def test_a_host_added_to_the_inventory_joins_the_group_with_the_data(stacks, address, observe):
     """db3 added to the mysql group of the scenario's inventory (a file beside
-    it, which every later run reads too) and the playbook rerun: db3 gets
+    it, which every later run reads too) and the playbook rerun on the tiers
+    it changes (--limit mysql:haproxy, as docs/multi-host.md says): db3 gets
     MySQL, copies the group's data by clone and joins as a secondary; the
     proxy gets its server; a row written before it joined is on it."""
     primary = stacks[primary_of(stacks, address)]
@@ -108,7 +107,7 @@ def test_a_host_added_to_the_inventory_joins_the_group_with_the_data(stacks, add
     primary.root_sql(f"INSERT INTO {DB_NAME}.todos (id, item, status) VALUES (98, 'before db3 joined', 'done')")
     inventory = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
     (inventory / "db3-joins.yml").write_text("all:\n  children:\n    mysql:\n      hosts:\n        db3:\n")
-    run = run_playbook()
+    run = run_playbook("--limit", "mysql:haproxy")
     assert run.returncode == 0, run.stdout[-3000:]
     assert wait_for(lambda: all_online(stacks), timeout=60, interval=1) is not None, members_seen_by(primary)
     db3 = stacks["db3"]
@@ -240,41 +239,6 @@ def test_a_primary_that_steps_down_has_its_sessions_cut(stacks, address, observe
     assert 0 < cut_after < 5, held.result
     assert primary_of(stacks, address) == new
     assert wait_for(lambda: stacks["lb1"].server(server_of(new))["status"] == "UP", 10) is not None
-
-
-def test_a_reads_listener_spreads_sessions_over_the_secondaries_within_their_limit(stacks, address, primary):
-    """The optional second listener: the secondaries UP, the primary DOWN, each
-    server with the reads' own maxconn; six sessions held open at once land
-    three on each secondary; a host outside the app tier is refused."""
-    lb, maxconn = stacks["lb1"], 3
-    with lb.reconfigured("--tags", "haproxy", haproxy_read_listener_enabled=True,
-                         haproxy_read_server_maxconn=maxconn):
-        config = lb.host.file(HAPROXY_CONFIG).content_string
-        assert f"listen {READS}\n    bind {address['lb1']}:{READS_PORT}\n" in config, config
-        assert "http-check send meth GET uri /secondary" in config
-        assert lb.host.run("haproxy -c -f %s", HAPROXY_CONFIG).rc == 0
-        secondaries = [name for name in MEMBERS if name != primary.name]
-
-        def reads_servers():
-            return {name: lb.server(server_of(name), proxy=READS) for name in MEMBERS}
-        assert wait_for(lambda: {name: server["status"] for name, server in reads_servers().items()}
-                        == {name: "DOWN" if name == primary.name else "UP" for name in MEMBERS}, 15) is not None, \
-            reads_servers()
-        assert {server["slim"] for server in reads_servers().values()} == {str(maxconn)}
-        landed = stacks["app1"].app_python(
-            "import collections, json, os, pymysql\n"
-            f"sessions = [pymysql.connect(host=os.environ['FLASKAPP_DB_HOST'], port={READS_PORT},\n"
-            "    user=os.environ['FLASKAPP_DB_USER'], password=os.environ['FLASKAPP_DB_PASSWORD'],\n"
-            "    ssl_ca=os.environ['FLASKAPP_DB_TLS_CA'], ssl_verify_identity=True) for _ in range(6)]\n"
-            "def where(session):\n"
-            "    with session.cursor() as cursor:\n"
-            "        cursor.execute('SELECT @@hostname, @@super_read_only')\n"
-            "        return '/'.join(map(str, cursor.fetchone()))\n"
-            "print(json.dumps(collections.Counter(where(session) for session in sessions)))\n")
-        assert landed.rc == 0, landed.stderr
-        assert json.loads(landed.stdout) == {f"{name}/1": maxconn for name in secondaries}, landed.stdout
-        assert first_bytes_from(stacks["db1"], address["lb1"], READS_PORT) == "closed"
-    assert f"listen {READS}" not in lb.host.file(HAPROXY_CONFIG).content_string
 
 
 def test_several_mariadb_hosts_are_refused_before_any_change(stacks):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from conftest import MEMBERS, server_of
+from conftest import MEMBERS, primary_of, server_of
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME,
                                 CHECK_PORT, MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATUS_COMMAND,
                                 changed_tasks, failure_message, recap, run_script, wait_for)
@@ -19,6 +19,8 @@ IDLE_CONNECTIONS_SCRIPT = pathlib.Path(__file__).parent / "idle_connections.py"
 APP_HOSTS = ("app1", "app2")
 INSTANCES = {f"{name}-{port}" for name in APP_HOSTS for port in APP_PORTS}
 HTTP_NAME = DEFAULTS["haproxy"]["haproxy_http_name"]
+READS = DEFAULTS["haproxy"]["haproxy_read_listen_name"]
+READS_PORT = DEFAULTS["haproxy"]["haproxy_read_bind_port"]
 MYSQL_HOST_OF_APP_ACCOUNT = f"SELECT Host FROM mysql.user WHERE User = '{DB_USER}' ORDER BY Host"
 # The scenario's test-only values on top of the inventory users copy (molecule/multi-host/group_vars).
 SCENARIO_VARS = PROJECT / "molecule/multi-host/group_vars"
@@ -277,40 +279,105 @@ def test_stopped_instance_leaves_rotation_and_requests_keep_succeeding(stacks, a
     assert served == INSTANCES
 
 
-# --- A second database host is one inventory line --------------------------------
+# --- lb1 reconfigured by one rerun: a member's own limit, tuning, a reads listener ---------
 
-def test_a_database_host_can_have_limits_of_its_own(stacks, address, primary):
+LIMITED_MEMBER, LIMITED_MAXCONN, READS_MAXCONN = "db2", 4, 3
+TUNED = {"haproxy_nbthread": 1, "haproxy_cpu_map": "1/1 0", "haproxy_listen_options": ["tcp-smart-connect"],
+         "haproxy_global_settings": ["tune.bufsize 32768"]}
+TUNED_LINES = ("    nbthread 1\n", "    cpu-map 1/1 0\n", "    option tcp-smart-connect\n", "    tune.bufsize 32768\n")
+SESSIONS_PER_HOST = """
+import collections, json, os, pymysql
+sessions = [pymysql.connect(host=os.environ['FLASKAPP_DB_HOST'], port=int(os.environ['READS_PORT']),
+    user=os.environ['FLASKAPP_DB_USER'], password=os.environ['FLASKAPP_DB_PASSWORD'],
+    ssl_ca=os.environ['FLASKAPP_DB_TLS_CA'], ssl_verify_identity=True) for _ in range(int(os.environ['SESSIONS']))]
+def where(session):
+    with session.cursor() as cursor:
+        cursor.execute('SELECT @@hostname, @@super_read_only')
+        return '/'.join(map(str, cursor.fetchone()))
+print(json.dumps(collections.Counter(where(session) for session in sessions)))
+"""
+
+
+@pytest.fixture(scope="module")
+def lb1_reconfigured(stacks, address):
+    """One rerun of lb1 (--tags haproxy) with the values three tests assert:
+    one member's own server maxconn (haproxy_server_limits), the tuning
+    settings, and the optional reads listener; what lb1 and the app hosts show
+    while they are in force is recorded, then the rerun with the inventory's
+    values restores the file, and what that leaves is recorded too."""
+    lb = stacks["lb1"]
+    primary = primary_of(stacks, address)
+    secondaries = [name for name in MEMBERS if name != primary]
+    seen = {"primary": primary, "secondaries": secondaries}
+
+    def reads_servers():
+        return {name: lb.server(server_of(name), proxy=READS) for name in MEMBERS}
+
+    with lb.reconfigured("--tags", "haproxy", haproxy_server_limits={LIMITED_MEMBER: {"maxconn": LIMITED_MAXCONN}},
+                         haproxy_read_listener_enabled=True, haproxy_read_server_maxconn=READS_MAXCONN,
+                         **TUNED) as change:
+        seen["config"] = lb.host.file(HAPROXY_CONFIG).content_string
+        seen["config_check"] = lb.host.run("haproxy -c -f %s", HAPROXY_CONFIG).rc
+        seen["show_info"] = lb.haproxy("show info")
+        seen["slims"] = {name: lb.server(server_of(name))["slim"] for name in MEMBERS}
+        seen["primary_up_after"] = wait_for(lambda: lb.server(server_of(primary))["status"] == "UP", timeout=10)
+        seen["todos"] = [stacks["app1"].http("/todos", port, address=address["app1"]).status for port in APP_PORTS]
+        expected = {name: "DOWN" if name == primary else "UP" for name in MEMBERS}
+        seen["reads_states_after"] = wait_for(
+            lambda: {name: server["status"] for name, server in reads_servers().items()} == expected, 15)
+        seen["reads_servers"] = reads_servers()
+        landed = stacks["app1"].host.run(
+            "set -a; . %s; READS_PORT=%s SESSIONS=%s /opt/flaskapp/venv/bin/python -c %s",
+            APP_ENV_FILE, str(READS_PORT), str(READS_MAXCONN * len(secondaries)), SESSIONS_PER_HOST)
+        seen["reads_landed"] = json.loads(landed.stdout) if landed.rc == 0 else landed.stderr
+        seen["reads_from_db1"] = first_bytes_from(stacks["db1"], address["lb1"], READS_PORT)
+    seen["changed"] = changed_tasks(change.result.stdout)
+    seen["config_after"] = lb.host.file(HAPROXY_CONFIG).content_string
+    seen["limited_slim_after"] = lb.server(server_of(LIMITED_MEMBER))["slim"]
+    return seen
+
+
+def test_a_rerun_with_new_proxy_values_changes_only_haproxy(lb1_reconfigured):
+    assert lb1_reconfigured["changed"] == HAPROXY_ONLY
+    assert lb1_reconfigured["config_check"] == 0
+
+
+def test_a_database_host_can_have_limits_of_its_own(lb1_reconfigured, address):
     """haproxy_server_limits, keyed by inventory name: one member's server
-    maxconn lowered, the others' kept; the primary's server takes the traffic."""
-    lb = stacks["lb1"]
-    with lb.reconfigured("--tags", "haproxy", haproxy_server_limits={"db2": {"maxconn": 4}}) as change:
-        assert changed_tasks(change.result.stdout) == HAPROXY_ONLY
-        config = lb.host.file(HAPROXY_CONFIG).content_string
-        assert f"server mysql1 {address['db1']}:{MYSQL_PORT} maxconn {SERVER_MAXCONN} check" in config
-        assert f"server mysql2 {address['db2']}:{MYSQL_PORT} maxconn 4 check" in config
-        assert lb.host.run("haproxy -c -f %s", HAPROXY_CONFIG).rc == 0
-        assert (lb.server("mysql1")["slim"], lb.server("mysql2")["slim"]) == (str(SERVER_MAXCONN), "4")
-        assert wait_for(lambda: lb.server(server_of(primary.name))["status"] == "UP", timeout=10) is not None
-        for port in APP_PORTS:
-            assert stacks["app1"].http("/todos", port, address=address["app1"]).status == 200
-    assert lb.server("mysql2")["slim"] == str(SERVER_MAXCONN)
+    maxconn lowered, the others' kept; the primary's server takes the traffic;
+    the inventory's values bring the limit back."""
+    seen = lb1_reconfigured
+    for name in MEMBERS:
+        maxconn = LIMITED_MAXCONN if name == LIMITED_MEMBER else SERVER_MAXCONN
+        assert f"server {server_of(name)} {address[name]}:{MYSQL_PORT} maxconn {maxconn} check" in seen["config"]
+        assert seen["slims"][name] == str(maxconn), seen["slims"]
+    assert seen["primary_up_after"] is not None
+    assert seen["todos"] == [200] * len(APP_PORTS)
+    assert seen["limited_slim_after"] == str(SERVER_MAXCONN)
 
 
-def test_haproxy_tuning_settings_apply_by_rerun(stacks, address):
-    lb = stacks["lb1"]
-    tuned = {"haproxy_nbthread": 1, "haproxy_cpu_map": "1/1 0", "haproxy_listen_options": ["tcp-smart-connect"],
-             "haproxy_global_settings": ["tune.bufsize 32768"]}
-    with lb.reconfigured("--tags", "haproxy", **tuned) as change:
-        assert changed_tasks(change.result.stdout) == HAPROXY_ONLY
-        config = lb.host.file(HAPROXY_CONFIG).content_string
-        for line in ("    nbthread 1\n", "    cpu-map 1/1 0\n", "    option tcp-smart-connect\n",
-                     "    tune.bufsize 32768\n"):
-            assert line in config
-        assert "Nbthread: 1\n" in lb.haproxy("show info")
-        assert stacks["app1"].http("/todos", address=address["app1"]).status == 200
-    config = lb.host.file(HAPROXY_CONFIG).content_string
+def test_haproxy_tuning_settings_apply_by_rerun(lb1_reconfigured):
+    seen = lb1_reconfigured
+    for line in TUNED_LINES:
+        assert line in seen["config"], line
+    assert "Nbthread: 1\n" in seen["show_info"]
     for setting in ("nbthread", "cpu-map", "tcp-smart-connect", "tune.bufsize"):
-        assert setting not in config
+        assert setting not in seen["config_after"], setting
+
+
+def test_a_reads_listener_spreads_sessions_over_the_secondaries_within_their_limit(lb1_reconfigured, address):
+    """The optional second listener: the secondaries UP, the primary DOWN, each
+    server with the reads' own maxconn; sessions held open at once fill each
+    secondary's limit; a host outside the app tier is refused; the
+    inventory's values take the listener away."""
+    seen = lb1_reconfigured
+    assert f"listen {READS}\n    bind {address['lb1']}:{READS_PORT}\n" in seen["config"], seen["config"]
+    assert "http-check send meth GET uri /secondary" in seen["config"]
+    assert seen["reads_states_after"] is not None, seen["reads_servers"]
+    assert {server["slim"] for server in seen["reads_servers"].values()} == {str(READS_MAXCONN)}
+    assert seen["reads_landed"] == {f"{name}/1": READS_MAXCONN for name in seen["secondaries"]}, seen["reads_landed"]
+    assert seen["reads_from_db1"] == "closed"
+    assert f"listen {READS}" not in seen["config_after"]
 
 
 # --- A lowered limit holds for every app host's connections ----------------------
