@@ -323,6 +323,11 @@ def vault_args(directory, **variables):
     return ["-e", f"@{vars_file}", "--vault-password-file", str(vault_pass)]
 
 
+def deployed_password(stack):
+    """The app's database password as its root-only environment file holds it."""
+    return stack.host.check_output("set -a; . %s; printf %%s \"$FLASKAPP_DB_PASSWORD\"", APP_ENV_FILE)
+
+
 def assert_succeeded(result):
     assert result.returncode == 0, failure_text(result)
     return result

@@ -7,15 +7,14 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 import urllib.parse
 
 import pytest
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG,
                                 MYSQL_PORT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, assert_succeeded, changed_tasks,
-                                connection_vars, failure_message, failure_text, recap, run_playbook, timing_window,
-                                vault_args, wait_for)
+                                connection_vars, deployed_password, failure_message, failure_text, recap, run_playbook,
+                                timing_window, wait_for)
 
 MAX_CONNECTIONS = DEFAULTS["mysql"]["mysql_max_connections"]
 ADMIN_CONNECTIONS = DEFAULTS["mysql"]["mysql_admin_connections"]
@@ -161,28 +160,6 @@ def test_other_methods_are_json_405(stack, method):
 
 
 # --- Secrets ----------------------------------------------------------------------
-
-def deployed_password(stack):
-    return stack.host.check_output("set -a; . %s; printf %%s \"$FLASKAPP_DB_PASSWORD\"", APP_ENV_FILE)
-
-
-@pytest.mark.platform_independent
-def test_vaulted_password_converges_and_is_never_printed(stack):
-    vaulted = "Vaulted-" + os.urandom(12).hex()
-    with tempfile.TemporaryDirectory() as tmp:
-        # The two roles that use the password; the restore runs them without the
-        # vault: back to the generated password.
-        with stack.reconfigured("--tags", "mysql,flaskapp", "-v", "--diff",
-                                *vault_args(tmp, vault_flaskstack_db_password=vaulted),
-                                restore_args=("--tags", "mysql,flaskapp")) as change:
-            assert vaulted not in change.result.stdout + change.result.stderr
-            assert deployed_password(stack) == vaulted
-            for port in APP_PORTS:
-                assert stack.http_status("/todos", port) == 200
-            assert stack.app_sql(f"SELECT COUNT(*) FROM {DB_NAME}.todos").strip() == str(len(SEEDED_TODOS))
-    assert deployed_password(stack) != vaulted
-    assert stack.http_status() == 200
-
 
 def test_password_is_only_in_the_root_only_env_file(stack):
     env_file = stack.host.file(APP_ENV_FILE)

@@ -17,12 +17,9 @@ def stack(host):
 
 
 # The suite's tests that this scenario's own prove on Oracle MySQL, as part of
-# a costlier run: the password rotation takes its new password from an
-# ansible-vault file, with -v --diff, and no output shows it; the host cache's
-# fixture binds MySQL to the host's own address over the package's loopback
-# default, and back.
-PROVEN_HERE = {"test_vaulted_password_converges_and_is_never_printed": "test_password_rotation.py",
-               "test_the_roles_settings_win_over_the_packages_loopback_default": "test_host_cache.py"}
+# a costlier run: the host cache's fixture binds MySQL to the host's own
+# address over the package's loopback default, and back.
+PROVEN_HERE = {"test_the_roles_settings_win_over_the_packages_loopback_default": "test_host_cache.py"}
 
 
 def pytest_collection_modifyitems(config, items):
