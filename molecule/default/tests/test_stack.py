@@ -281,26 +281,6 @@ def test_mysql_starts_after_the_network_is_online(stack):
     assert unit.count("network-online.target") == 2, unit
 
 
-# The package's option file binds MariaDB to loopback alike on Debian 12 and 13;
-# Oracle MySQL's is proven by test_host_cache.py's fixture (PROVEN_HERE).
-@pytest.mark.platform_independent
-def test_the_roles_settings_win_over_the_packages_loopback_default(stack):
-    """The package's own option file binds MySQL to 127.0.0.1; the role's bind
-    address (here the host's own, as on a database host of its own) is the one
-    in effect after a rerun, with the role's port and skip-name-resolve."""
-    packaged = stack.host.check_output(
-        "grep -rhE '^[[:space:]]*bind[-_]address' /etc/mysql --include=*.cnf --exclude=zz-flaskstack.cnf")
-    assert "127.0.0.1" in packaged, "the package no longer sets a loopback default: this test proves nothing"
-    own_address = stack.host.check_output("ip -4 -o route get 192.0.2.1").split(" src ")[1].split()[0]
-    with stack.reconfigured("--tags", "mysql", mysql_bind_address=own_address):
-        assert stack.root_sql("SELECT @@bind_address, @@port, @@skip_name_resolve").split() == \
-            [own_address, str(MYSQL_PORT), "1"]
-        assert stack.listening_addresses(MYSQL_PORT) == {own_address}
-    assert stack.root_sql("SELECT @@bind_address") == "127.0.0.1"
-    assert stack.listening_addresses(MYSQL_PORT) == {"127.0.0.1"}
-    assert wait_for(lambda: stack.server()["status"] == "UP", timeout=30) is not None, stack.server()
-
-
 @pytest.mark.host_independent
 def test_a_port_removed_from_flaskapp_ports_is_stopped_and_disabled(stack):
     kept, removed = APP_PORTS[0], APP_PORTS[1]

@@ -543,40 +543,6 @@ def test_idle_connections_from_a_client_not_allowed_leave_the_proxys_check_answe
     assert {answer[2] for answer in answers} == {"UP"}, answers
 
 
-def test_hours_of_health_checks_leave_the_proxy_host_unblocked(stacks, address, observe, primary):
-    """db1 resolves client names and blocks a host after a few failed handshakes
-    (molecule/multi-host/group_vars/mysql.yml); lb1 checks it every 100 ms for
-    the whole scenario. A check that completed connections to MySQL's port
-    without logging in (one that reads the greeting) had lb1 blocked within
-    3 s here (error 1129 on lb1's next new connection)."""
-    db, lb = primary, stacks["lb1"]
-    assert db.root_sql("SELECT @@skip_name_resolve, @@max_connect_errors").split() == \
-        ["0", str(SCENARIO_MYSQL["mysql_max_connect_errors"])]
-    interval = SCENARIO_HAPROXY["haproxy_server_check_interval"]
-    # The harm first: checks go on (thirty more of them), nothing counts against
-    # lb1, and a new connection from lb1 to db1 (the app's pool keeps its own open) logs in.
-    aborted = db.mysql_status("Aborted_connects")
-    checks_since = ChecksSince()
-    assert wait_for(lambda: checks_since(lb, address[db.name]) >= 30, 30, interval=0.5) is not None, \
-        f"lb1's checks of {db.name} are not running"
-    answer = connect_as_app(stacks["app1"], address["lb1"], PROXY_PORT)
-    assert answer == "connected", answer
-    assert db.mysql_status("Aborted_connects") == aborted, "a check counted as an aborted connect"
-    # Then the checks themselves: two hours of them at the default 2 s interval, at least.
-    wanted = 3600
-    assert wait_for(lambda: lb.login_check(address[db.name])[1] >= wanted, 300, interval=10) is not None, \
-        f"fewer than {wanted} checks of {db.name} in 5 minutes at {interval}"
-    checks_since = ChecksSince()
-    assert wait_for(lambda: checks_since(lb, address[db.name]) > 5, 10, interval=0.5) is not None, \
-        f"lb1's checks of {db.name} stopped"
-    _, checks = lb.login_check(address[db.name])
-    answer = connect_as_app(stacks["app1"], address["lb1"], PROXY_PORT)
-    observe(f"[multi-host] {checks} checks of {db.name} from lb1 at {interval} (about {checks * 2 / 3600:.1f} h at 2 s), "
-            f"max_connect_errors {SCENARIO_MYSQL['mysql_max_connect_errors']}: a new login through lb1: {answer}")
-    assert answer == "connected"
-    assert lb.server(server_of(db.name))["check_status"].lstrip("* ") == "L7OK"
-
-
 def test_the_check_proves_logins_not_the_path_from_the_proxy(stacks, address, observe, primary):
     """What the check proves: MySQL accepts logins (over db1's unix socket), not
     that the path from lb1 to MySQL's port works. With that path cut (db1's
@@ -612,8 +578,7 @@ def test_the_check_proves_logins_not_the_path_from_the_proxy(stacks, address, ob
 
 def test_a_200_from_other_software_on_the_check_port_is_no_mysql(stacks, address, primary):
     """HAProxy expects the check's own answer: with a plain web server on db1's
-    check port, answering 200 to everything, lb1 marks MySQL DOWN. Last in this
-    file: it restarts the check, whose count the hours-of-checks test reads."""
+    check port, answering 200 to everything, lb1 marks MySQL DOWN."""
     db, lb = primary, stacks["lb1"]
     server = server_of(db.name)
     db.host.check_output("systemctl stop flaskstack-mysql-check")

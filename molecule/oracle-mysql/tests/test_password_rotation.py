@@ -15,8 +15,8 @@ import secrets
 
 import pytest
 
-from flaskstack_testlib import (APP_ENV_FILE, DB_USER, assert_succeeded, changed_tasks, failure_message, failure_text,
-                                vault_args, wait_for)
+from flaskstack_testlib import (APP_ENV_FILE, DB_USER, assert_succeeded, changed_tasks, deployed_password,
+                                failure_message, failure_text, vault_args, wait_for)
 
 HTTP_ENTRY = {"haproxy_http_enabled": True, "haproxy_http_bind_port": 8080}
 HTTP_NAME = "flaskapp"
@@ -58,16 +58,30 @@ def instances_up(stack):
                if proxy == HTTP_NAME and server not in ("FRONTEND", "BACKEND") and line["status"] == "UP")
 
 
+def as_the_inventory_has_it(stack, password):
+    """The app runs the inventory's password, MySQL keeps no second one, and the
+    account is on caching_sha2_password: what the module's tests leave when they pass."""
+    plugins = stack.root_sql(f"SELECT DISTINCT plugin FROM mysql.user WHERE User = '{DB_USER}'")
+    return (deployed_password(stack) == password and stack.root_sql(SECOND_PASSWORDS).strip() == "0"
+            and plugins == "caching_sha2_password")
+
+
 @pytest.fixture(scope="module")
 def http_entry(stack):
-    """HAProxy's HTTP entry point in front of both instances. Leaving reruns the
-    whole playbook with the inventory's values: the entry point off, and the
-    inventory's password back even if a test stopped half-way."""
-    with stack.reconfigured("--tags", "haproxy", restore_args=(), **HTTP_ENTRY):
+    """HAProxy's HTTP entry point in front of both instances; leaving turns it
+    off (--tags haproxy). A test that stopped half-way (another password, a
+    second one kept, another plugin) gets the whole playbook with the
+    inventory's values first."""
+    password = deployed_password(stack)
+    with stack.reconfigured("--tags", "haproxy", **HTTP_ENTRY):
         assert wait_for(lambda: instances_up(stack) == 2, timeout=20) is not None
         stack.host.check_output("install -m 0600 %s %s", APP_ENV_FILE, OLD_ENV)
-        yield
-        stack.host.check_output("rm -f %s", OLD_ENV)
+        try:
+            yield
+        finally:
+            stack.host.check_output("rm -f %s", OLD_ENV)
+            if not as_the_inventory_has_it(stack, password):
+                assert_succeeded(stack.rerun(**HTTP_ENTRY))
 
 
 def test_a_new_password_reaches_the_app_with_no_failed_request(stack, http_entry, observe, tmp_path):
