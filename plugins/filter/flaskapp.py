@@ -5,10 +5,16 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-try:
-    from packaging.requirements import Requirement
-except ImportError:  # ansible-core requires packaging; an odd controller may still lack it
-    Requirement = None
+
+def _requirement_class():
+    """packaging's Requirement, imported when first needed: Ansible loads every
+    filter file of the collection in each task's worker process, and that
+    import alone cost a few percent of a run's controller time."""
+    try:
+        from packaging.requirements import Requirement  # pylint: disable=import-outside-toplevel
+    except ImportError:  # ansible-core requires packaging; an odd controller may still lack it
+        return None
+    return Requirement
 
 
 def pins_for_python(requirements_text, python_full_version):
@@ -17,7 +23,8 @@ def pins_for_python(requirements_text, python_full_version):
 
     Passing pip plain pins (not a requirements file) lets Ansible's pip module
     compare them with what is installed, so check mode reports real changes."""
-    if Requirement is None:
+    requirement_class = _requirement_class()
+    if requirement_class is None:
         raise AnsibleFilterError("flaskstack.stack.pins_for_python needs the Python library packaging on the controller")
     version = str(python_full_version)
     if not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version):
@@ -27,7 +34,7 @@ def pins_for_python(requirements_text, python_full_version):
     for line in requirements_text.splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            requirement = Requirement(line)
+            requirement = requirement_class(line)
             if requirement.marker is None or requirement.marker.evaluate(env):
                 pins.append(f"{requirement.name}{requirement.specifier}")
     return pins
