@@ -326,9 +326,8 @@ def lb1_reconfigured(stacks, address):
         seen["reads_states_after"] = wait_for(
             lambda: {name: server["status"] for name, server in reads_servers().items()} == expected, 15)
         seen["reads_servers"] = reads_servers()
-        landed = stacks["app1"].host.run(
-            "set -a; . %s; READS_PORT=%s SESSIONS=%s /opt/flaskapp/venv/bin/python -c %s",
-            APP_ENV_FILE, str(READS_PORT), str(READS_MAXCONN * len(secondaries)), SESSIONS_PER_HOST)
+        landed = stacks["app1"].app_python(SESSIONS_PER_HOST, READS_PORT=str(READS_PORT),
+                                           SESSIONS=str(READS_MAXCONN * len(secondaries)))
         seen["reads_landed"] = json.loads(landed.stdout) if landed.rc == 0 else landed.stderr
         seen["reads_from_db1"] = first_bytes_from(stacks["db1"], address["lb1"], READS_PORT)
     seen["changed"] = changed_tasks(change.result.stdout)
