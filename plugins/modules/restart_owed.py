@@ -29,6 +29,11 @@ description:
     C(systemctl show), so that a task which starts and enables a unit can be
     skipped where it already runs and is enabled; a rerun then makes one module
     run for all of them instead of one per unit.
+  - Also reports, for the paths in O(files), what a file-writing task would
+    compare (content checksum, mode, owner, group), in the shape of
+    M(ansible.builtin.find)'s C(files), so that the roles skip a template or copy
+    whose file is already as it would write it (the filter
+    C(flaskstack.stack.file_current)) in the same module run.
 options:
   units:
     description:
@@ -60,6 +65,12 @@ options:
         means never reloaded).
     type: dict
     default: {}
+  files:
+    description:
+      - Files to report in RV(files) (missing ones are left out); nothing is compared with them.
+    type: list
+    elements: path
+    default: []
   started:
     description:
       - V(main), when the unit's main process started (a restart replaces it);
@@ -159,9 +170,23 @@ running_and_enabled:
   elements: str
   returned: always
   sample: ["haproxy"]
+files:
+  description: >-
+    Each existing path of O(files), as M(ansible.builtin.find) with C(get_checksum) reports it: C(path), C(isreg)
+    (a regular file, not a link), C(checksum) (SHA-1 of the content, regular files only), C(mode) (four octal
+    digits), C(pw_name) and C(gr_name).
+  type: list
+  elements: dict
+  returned: always
+  sample: [{"path": "/etc/haproxy/haproxy.cfg", "isreg": true, "checksum": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+            "mode": "0640", "pw_name": "root", "gr_name": "haproxy"}]
 """
 
+import grp
+import hashlib
 import os
+import pwd
+import stat
 import subprocess
 import time
 
@@ -235,6 +260,31 @@ def newest_mtime(path):
     return newest
 
 
+def file_state(path):
+    """What a file-writing task compares, in find's shape; None if missing."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    state = {"path": path, "isreg": stat.S_ISREG(info.st_mode), "mode": "%04o" % stat.S_IMODE(info.st_mode),
+             "pw_name": name_of(pwd.getpwuid, info.st_uid), "gr_name": name_of(grp.getgrgid, info.st_gid)}
+    if state["isreg"]:
+        digest = hashlib.sha1()
+        with open(path, "rb") as content:
+            for block in iter(lambda: content.read(65536), b""):
+                digest.update(block)
+        state["checksum"] = digest.hexdigest()
+    return state
+
+
+def name_of(lookup, number):
+    """A user's or group's name, or its number where it has none."""
+    try:
+        return lookup(number)[0]
+    except KeyError:
+        return str(number)
+
+
 def marker_time(path):
     """When a reload last succeeded (its marker's mtime), or 0 if never."""
     try:
@@ -255,6 +305,7 @@ def run_module():
             "paths": {"type": "list", "elements": "path", "default": []},
             "inputs": {"type": "dict"},
             "reloads": {"type": "dict", "default": {}},
+            "files": {"type": "list", "elements": "path", "default": []},
             "started": {"type": "str", "choices": ["main", "newest_child"], "default": "main"},
         },
         mutually_exclusive=[("units", "inputs")],
@@ -304,8 +355,9 @@ def run_module():
     running_and_enabled = [unit for unit, state in states.items()
                            if state == {"ActiveState": "active", "UnitFileState": "enabled"}]
     daemon_reload_owed = any(shown["NeedDaemonReload"] == "yes" for shown in properties.values())
+    files = [state for state in (file_state(str(path)) for path in module.params["files"]) if state]
     module.exit_json(changed=bool(stale), owed=bool(stale), stale=stale, states=states,
-                     daemon_reload_owed=daemon_reload_owed, running_and_enabled=running_and_enabled)
+                     daemon_reload_owed=daemon_reload_owed, running_and_enabled=running_and_enabled, files=files)
 
 
 if __name__ == "__main__":

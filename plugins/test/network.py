@@ -1,5 +1,6 @@
-"""Jinja tests for the roles' input checks, by Python's ipaddress module rather
-than by patterns: `x is flaskstack.stack.ip_address`, `x is flaskstack.stack.ip_network`."""
+"""Jinja tests for the roles' input checks: addresses by Python's ipaddress
+module rather than by patterns (`x is flaskstack.stack.ip_address`,
+`x is flaskstack.stack.ip_network`), and ports (`x is flaskstack.stack.port`)."""
 from __future__ import annotations
 
 import ipaddress
@@ -33,6 +34,18 @@ def ip_network(value):
     return True
 
 
+def port(value):
+    """A TCP port a service can listen on, 1 to 65535: an integer, or a string
+    of digits (extra vars arrive as strings); not a bool, not a float."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            return False
+        value = int(value)
+    return isinstance(value, int) and 1 <= value <= 65535
+
+
 class TestModule:
     def tests(self):
-        return {"ip_address": ip_address, "ip_network": ip_network}
+        return {"ip_address": ip_address, "ip_network": ip_network, "port": port}

@@ -610,7 +610,7 @@ OWED = {
     "mysql": ({"mysql_skip_name_resolve": not DEFAULTS["mysql"]["mysql_skip_name_resolve"],
                "mysql_allowed_networks": ["192.0.2.0/24"]},
               ["mysql : Set the listen address and port", "mysql : Write MySQL's unit drop-in"],
-              ["mysql : Restart MySQL", "mysql : Reload systemd's units, as an earlier run owed"],
+              ["mysql : Restart MySQL", "mysql : Apply what an earlier run changed but never applied"],
               mysql_in_effect, (not DEFAULTS["mysql"]["mysql_skip_name_resolve"], True)),
     "haproxy": ({"haproxy_server_maxconn": SERVER_MAXCONN - 3}, ["haproxy : Write haproxy.cfg"],
                 ["haproxy : Reload HAProxy"], lambda stack: int(stack.server()["slim"]), SERVER_MAXCONN - 3),

@@ -152,7 +152,7 @@ def test_a_run_cut_off_before_the_tls_reload_leaves_the_next_run_to_reload(stack
         changed = changed_tasks(rerun.stdout)
         assert "mysql : Install the server's certificate" not in changed, "the cut-off run had not written it"
         # The reload itself reports no change (mysql_query): the look that owed it does, and so does its marker.
-        assert "mysql : Reload MySQL's TLS files, as an earlier run owed" in changed, failure_text(rerun)
+        assert "mysql : Apply what an earlier run changed but never applied" in changed, failure_text(rerun)
         assert "mysql : Mark MySQL's TLS files as loaded" in changed, changed
         assert "mysql : Restart MySQL" not in changed, changed
         served_now, on_disk_now = certificate_serials(stacks, db)

@@ -1,10 +1,14 @@
-"""flaskstack.stack.restart_owed: when a process started, against the files it reads."""
+"""flaskstack.stack.restart_owed: when a process started, against the files it
+reads; and the files' state a file-writing task compares."""
+import grp
+import hashlib
 import os
+import pwd
 import subprocess
 import time
 
 from ansible_collections.flaskstack.stack.plugins.modules.restart_owed import (
-    boot_time, children, marker_time, newest_mtime, parse_show, process_start, stale_inputs)
+    boot_time, children, file_state, marker_time, newest_mtime, parse_show, process_start, stale_inputs)
 
 
 def test_a_process_start_is_placed_to_a_few_hundredths_of_a_second():
@@ -67,3 +71,22 @@ def test_systemctl_shows_a_block_per_unit_in_the_order_asked():
         unknown,
     ]
     assert parse_show("", 1) == [unknown]
+
+
+def test_a_file_is_reported_as_find_reports_it(tmp_path):
+    """The shape flaskstack.stack.file_current reads: find's, with get_checksum."""
+    config = tmp_path / "haproxy.cfg"
+    config.write_bytes(b"global\n  maxconn 100\n")
+    config.chmod(0o640)
+    state = file_state(str(config))
+    assert state == {"path": str(config), "isreg": True, "checksum": hashlib.sha1(b"global\n  maxconn 100\n").hexdigest(),
+                     "mode": "0640", "pw_name": pwd.getpwuid(os.getuid())[0], "gr_name": grp.getgrgid(os.getgid())[0]}
+    assert file_state(str(tmp_path / "missing")) is None
+
+
+def test_a_link_is_not_a_regular_file_and_has_no_checksum(tmp_path):
+    target = tmp_path / "target"
+    target.write_text("x")
+    (tmp_path / "link").symlink_to(target)
+    state = file_state(str(tmp_path / "link"))
+    assert state["isreg"] is False and "checksum" not in state
