@@ -1,6 +1,7 @@
 """Whether a file a role writes is already as the role would write it
-(flaskstack.stack.file_current): on a rerun, the template or copy task that
-writes it is skipped, saving its two module runs (the template module's stat,
+(flaskstack.stack.file_current), or a directory as it would create it
+(flaskstack.stack.directory_current): on a rerun, the task that writes it is
+skipped, saving its module runs (the template module's stat,
 then its file module for the attributes). The roles' look at their units
 (flaskstack.stack.restart_owed, option `files`) reports every such file in the
 same module run; ansible.builtin.find with get_checksum reports them the same way."""
@@ -29,6 +30,18 @@ def flaskstack_file_current(files, path, content, mode, owner="root", group="roo
     return False
 
 
+def flaskstack_directory_current(files, path, mode, owner="root", group="root"):
+    """True if `files` lists `path` as a directory (not a link) with the mode,
+    owner and group given: the task that creates it can be skipped."""
+    if not isinstance(files, list):
+        raise AnsibleFilterError("flaskstack.stack.directory_current: expects the list of files restart_owed or find reports")
+    for entry in files:
+        if entry.get("path") == path:
+            return bool(entry.get("isdir") and entry.get("mode") == mode
+                        and entry.get("pw_name") == owner and entry.get("gr_name") == group)
+    return False
+
+
 class FilterModule:
     def filters(self):
-        return {"file_current": flaskstack_file_current}
+        return {"file_current": flaskstack_file_current, "directory_current": flaskstack_directory_current}

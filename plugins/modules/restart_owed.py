@@ -67,7 +67,7 @@ options:
     default: {}
   files:
     description:
-      - Files to report in RV(files) (missing ones are left out); nothing is compared with them.
+      - Files and directories to report in RV(files) (missing ones are left out); nothing is compared with them.
     type: list
     elements: path
     default: []
@@ -173,12 +173,12 @@ running_and_enabled:
 files:
   description: >-
     Each existing path of O(files), as M(ansible.builtin.find) with C(get_checksum) reports it: C(path), C(isreg)
-    (a regular file, not a link), C(checksum) (SHA-1 of the content, regular files only), C(mode) (four octal
-    digits), C(pw_name) and C(gr_name).
+    (a regular file, not a link), C(isdir) (a directory, not a link), C(checksum) (SHA-1 of the content, regular
+    files only), C(mode) (four octal digits), C(pw_name) and C(gr_name).
   type: list
   elements: dict
   returned: always
-  sample: [{"path": "/etc/haproxy/haproxy.cfg", "isreg": true, "checksum": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+  sample: [{"path": "/etc/haproxy/haproxy.cfg", "isreg": true, "isdir": false, "checksum": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
             "mode": "0640", "pw_name": "root", "gr_name": "haproxy"}]
 """
 
@@ -266,7 +266,8 @@ def file_state(path):
         info = os.lstat(path)
     except OSError:
         return None
-    state = {"path": path, "isreg": stat.S_ISREG(info.st_mode), "mode": "%04o" % stat.S_IMODE(info.st_mode),
+    state = {"path": path, "isreg": stat.S_ISREG(info.st_mode), "isdir": stat.S_ISDIR(info.st_mode),
+             "mode": "%04o" % stat.S_IMODE(info.st_mode),
              "pw_name": name_of(pwd.getpwuid, info.st_uid), "gr_name": name_of(grp.getgrgid, info.st_gid)}
     if state["isreg"]:
         digest = hashlib.sha1()

@@ -1,10 +1,12 @@
-"""flaskstack.stack.file_current (plugins/filter/files.py): a file is current
-only with the same content, mode, owner and group; anything else lets the task
+"""flaskstack.stack.file_current and directory_current (plugins/filter/files.py):
+a file is current only with the same content, mode, owner and group, a
+directory with the same mode, owner and group; anything else lets the task
 that writes it run."""
 import hashlib
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.flaskstack.stack.plugins.filter.files import flaskstack_directory_current as directory_current
 from ansible_collections.flaskstack.stack.plugins.filter.files import flaskstack_file_current as file_current
 
 CONTENT = "[mysqld]\nbind-address = 127.0.0.1\n"
@@ -53,3 +55,24 @@ def test_unicode_content_is_hashed_as_utf8():
 def test_not_a_list_of_files_is_an_error():
     with pytest.raises(AnsibleFilterError):
         file_current({"files": []}, PATH, CONTENT, "0644")
+
+
+DIRECTORY = {"path": "/etc/prometheus", "isreg": False, "isdir": True, "mode": "0755", "pw_name": "root", "gr_name": "root"}
+
+
+def test_the_same_directory_is_current():
+    assert directory_current([DIRECTORY], "/etc/prometheus", "0755")
+
+
+@pytest.mark.parametrize("overrides", [{"mode": "0777"}, {"pw_name": "prometheus"}, {"gr_name": "adm"}, {"isdir": False}],
+                         ids=["mode", "owner", "group", "not-a-directory"])
+def test_a_directory_that_differs_is_not_current(overrides):
+    assert not directory_current([{**DIRECTORY, **overrides}], "/etc/prometheus", "0755")
+
+
+def test_a_directory_not_listed_is_not_current():
+    assert not directory_current([DIRECTORY], "/etc/mysql/tls", "0750", "root", "mysql")
+
+
+def test_a_file_is_not_a_current_directory():
+    assert not directory_current(found(), PATH, "0644")

@@ -79,7 +79,7 @@ def test_a_file_is_reported_as_find_reports_it(tmp_path):
     config.write_bytes(b"global\n  maxconn 100\n")
     config.chmod(0o640)
     state = file_state(str(config))
-    assert state == {"path": str(config), "isreg": True, "checksum": hashlib.sha1(b"global\n  maxconn 100\n").hexdigest(),
+    assert state == {"path": str(config), "isreg": True, "isdir": False, "checksum": hashlib.sha1(b"global\n  maxconn 100\n").hexdigest(),
                      "mode": "0640", "pw_name": pwd.getpwuid(os.getuid())[0], "gr_name": grp.getgrgid(os.getgid())[0]}
     assert file_state(str(tmp_path / "missing")) is None
 
@@ -89,4 +89,10 @@ def test_a_link_is_not_a_regular_file_and_has_no_checksum(tmp_path):
     target.write_text("x")
     (tmp_path / "link").symlink_to(target)
     state = file_state(str(tmp_path / "link"))
-    assert state["isreg"] is False and "checksum" not in state
+    assert state["isreg"] is False and state["isdir"] is False and "checksum" not in state
+
+
+def test_a_directory_is_reported_without_a_checksum(tmp_path):
+    (tmp_path / "conf.d").mkdir(mode=0o750)
+    state = file_state(str(tmp_path / "conf.d"))
+    assert state["isdir"] is True and state["isreg"] is False and state["mode"] == "0750" and "checksum" not in state
