@@ -19,6 +19,7 @@ from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, CHECK_PORT, DB_NAME, DB
 MAX_CONNECTIONS = DEFAULTS["mysql"]["mysql_max_connections"]
 ADMIN_CONNECTIONS = DEFAULTS["mysql"]["mysql_admin_connections"]
 GLOBAL_MAXCONN = DEFAULTS["haproxy"]["haproxy_global_maxconn"]
+EXPORTER_CREDENTIALS = "/etc/prometheus/flaskstack-mysqld-exporter.cnf"
 
 # --- Bad input to the playbook ---------------------------------------------------
 
@@ -209,8 +210,11 @@ def test_a_rerun_keeps_users_rows_and_restores_only_what_the_role_owns(stack):
     """One --tags mysql rerun over a server that users and operators changed:
     a seed row edited (kept) and one deleted (inserted again), stray accounts
     (dropped: anonymous ones, root's for other hosts and any that logs in with
-    an empty password; kept: a locked one and the socket's), and MySQL, its
-    exporter and its health check disabled at boot (enabled again)."""
+    an empty password; kept: a locked one and the socket's), MySQL, its
+    exporter and its health check disabled at boot (enabled again), and the
+    modes of the exporter's credentials and the unit drop-ins' directory
+    loosened (tightened again: the role's look at its files must see it, though
+    the content is unchanged)."""
     stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = 'changed by a user' WHERE id = 1; "
                    f"DELETE FROM {DB_NAME}.todos WHERE id = 2")
     # Locked and without a password: nobody can use them in the meantime.
@@ -226,16 +230,22 @@ def test_a_rerun_keeps_users_rows_and_restores_only_what_the_role_owns(stack):
     # their start-and-enable tasks, which it skips for units running and enabled.
     units = [stack.mysql_unit, "prometheus-mysqld-exporter", "flaskstack-mysql-check"]
     stack.host.check_output("systemctl disable --quiet %s %s %s", *units)
+    drop_ins = f"/etc/systemd/system/{stack.mysql_unit}.service.d"
+    stack.host.check_output("chmod 0644 %s && chmod 0777 %s", EXPORTER_CREDENTIALS, drop_ins)
     try:
         result = assert_succeeded(stack.rerun("--tags", "mysql"))
         assert changed_tasks(result.stdout) == [
             "mysql : Start the server and enable it at boot",
+            "mysql : Create the directory of MySQL's unit drop-ins",
             "mysql : Drop the anonymous accounts",
             "mysql : Drop root's accounts for other hosts",
             "mysql : Drop the accounts that log in with an empty password",
             "mysql : Insert the seed rows whose id is missing",
+            "mysql : Write the exporter's credentials",
             "mysql : Start the exporter and enable it at boot",
-            "mysql : Start the health check, and at boot"], failure_text(result)
+            "mysql : Start the health check, and at boot",
+            "mysql : Restart the MySQL exporter"], failure_text(result)
+        assert stack.host.check_output("stat -c %%a %s %s", EXPORTER_CREDENTIALS, drop_ins).split() == ["640", "755"]
         assert stack.root_sql(f"SELECT id, status FROM {DB_NAME}.todos ORDER BY id").splitlines() == [
             "1\tchanged by a user", f"2\t{SEEDED_TODOS['2']['status']}"]
         assert stack.root_sql("SELECT CONCAT(User, '@', Host) FROM mysql.user WHERE User = '' OR "
@@ -248,6 +258,7 @@ def test_a_rerun_keeps_users_rows_and_restores_only_what_the_role_owns(stack):
         stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = '{SEEDED_TODOS['1']['status']}' WHERE id = 1")
         stack.root_sql(f"DROP USER IF EXISTS {', '.join(accounts + password_less + [locked])}")
         stack.host.run("systemctl enable --quiet %s %s %s", *units)
+        stack.host.run("chmod 0640 %s && chmod 0755 %s", EXPORTER_CREDENTIALS, drop_ins)
 
 
 @pytest.mark.platform_independent
