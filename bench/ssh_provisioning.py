@@ -110,8 +110,8 @@ def measure_ssh_provisioning():
         host = SshHost(pathlib.Path(directory))
         log(f"SSH: cold converge of {SSH_IMAGE} as a sudo user")
         cold, _ = host.playbook()
-        results = {"warm": [], "reconfigure": [], "reconfigure_to_reload": [], "baseline_round_trips": [], "baseline_controller": [],
-                   "mitogen_warm": [], "mitogen_baseline_round_trips": []}
+        results = {"warm": [], "reconfigure": [], "reconfigure_to_reload": [], "baseline_round_trips": [],
+                   "baseline_controller": [], "mitogen_warm": [], "mitogen_baseline_round_trips": []}
         counters, module_runs = {}, 0
         for attempt in range(RUNS):
             seconds, counters, module_runs = host.counted_playbook()

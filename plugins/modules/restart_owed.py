@@ -29,11 +29,12 @@ description:
     C(systemctl show), so that a task which starts and enables a unit can be
     skipped where it already runs and is enabled; a rerun then makes one module
     run for all of them instead of one per unit.
-  - Also reports, for the paths in O(files), what a file-writing task would
-    compare (content checksum, mode, owner, group), in the shape of
-    M(ansible.builtin.find)'s C(files), so that the roles skip a template or copy
-    whose file is already as it would write it (the filter
-    C(flaskstack.stack.file_current)) in the same module run.
+  - Also reports, for the paths in O(files), what a task writing a file or
+    creating a directory would compare (content checksum, mode, owner, group),
+    in the shape of M(ansible.builtin.find)'s C(files), so that the roles skip a
+    template, copy or directory task whose target is already as it would write
+    it (the filters C(flaskstack.stack.file_current) and
+    C(flaskstack.stack.directory_current)) in the same module run.
 options:
   units:
     description:
