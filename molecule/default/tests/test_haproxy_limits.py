@@ -2,6 +2,7 @@
 rerunning the playbook on a live host: proven under real concurrency, through
 gunicorn, HAProxy and MySQL, with HAProxy's own counters."""
 import contextlib
+import json
 import math
 import os
 import pathlib
@@ -14,6 +15,11 @@ from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULT
                                 HAPROXY_CONFIG, LISTEN_NAME, MYSQL_PORT, SERVER_MAXCONN, STATS_SOCKET,
                                 changed_tasks, failure_message, failure_text, run_script,
                                 task_start_times, timing_window, wait_for)
+
+# The role's local fact (what HAProxy was built with), and the task that asks
+# haproxy -vv where the fact is missing.
+HAPROXY_BUILD_FACT = "/etc/ansible/facts.d/flaskstack_haproxy.fact"
+BUILD_QUESTION = "haproxy : Find out whether HAProxy was built with its Prometheus exporter"
 
 # HAProxy's reload and limits, one host per scenario: the default scenario's
 # first (Debian 12, the oldest HAProxy here); the Oracle MySQL scenario's
@@ -209,6 +215,9 @@ def test_rerun_with_a_new_limit_changes_only_the_config_and_reloads(live_reconfi
     rerun = live_reconfigure["rerun"]
     assert rerun.returncode == 0, failure_text(rerun)
     assert changed_tasks(rerun.stdout) == HAPROXY_AND_APP_RECONNECT, failure_text(rerun)
+    # What HAProxy was built with came from the local fact (fact gathering ran
+    # its script): no module run of its own to ask haproxy -vv.
+    assert BUILD_QUESTION not in rerun.stdout, failure_text(rerun)
     assert f"server mysql1 127.0.0.1:{MYSQL_PORT} maxconn {LOWERED_MAXCONN} check port {CHECK_PORT} inter 2s\n" in \
         live_reconfigure["config_during"]
 
@@ -318,11 +327,20 @@ def test_rerun_with_defaults_restores_the_original_file(live_reconfigure):
 
 
 def test_config_haproxy_rejects_is_never_applied(stack):
+    """Also on a host without the role's local fact (its script deleted): the
+    run asks haproxy -vv itself and writes the script again, which then answers
+    every fact gathering, as an unprivileged user too."""
     config = stack.host.file(HAPROXY_CONFIG).content_string
     pid = stack.main_pid("haproxy")
+    stack.host.check_output("rm %s", HAPROXY_BUILD_FACT)
     # A setting no input check can judge: only HAProxy knows its keywords.
     result = stack.rerun("--tags", "haproxy", haproxy_global_settings=["tune.no-such-setting 1"])
     assert result.returncode != 0, failure_text(result)
+    assert f"TASK [{BUILD_QUESTION}]" in result.stdout, failure_text(result)
+    assert "haproxy : Let fact gathering report what HAProxy was built with" in changed_tasks(result.stdout)
+    version = stack.host.check_output("haproxy -v").split()[2]
+    fact = json.loads(stack.host.check_output("runuser -u nobody -- %s", HAPROXY_BUILD_FACT))
+    assert fact == {"installed": True, "version": version, "prometheus_exporter": True}
     # HAProxy's own verdict, from `haproxy -c`, is in the failure.
     message = failure_message(result)
     assert "[ALERT]" in message and "tune.no-such-setting" in message, failure_text(result)
