@@ -265,6 +265,21 @@ def changed_tasks(output):
     return changed
 
 
+def changed_items(output, name):
+    """The loop items the task or handler `name` ("role : task") reported
+    changed, in order: "changed: [host] => (item=8000)" gives "8000"."""
+    items, current = [], None
+    for line in output.splitlines():
+        match = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\]", line)
+        if match:
+            current = match.group(1)
+        elif current == name:
+            item = re.match(r"^changed: \[[^]]+\] => \(item=(.*)\)", line)
+            if item:
+                items.append(item.group(1))
+    return items
+
+
 def failure_message(result, hostname=None):
     """What Ansible said of the failed task: from the first `fatal:`/`failed:`
     line on, or that host's line alone. Molecule sends failures to stderr, a

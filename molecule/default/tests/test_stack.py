@@ -9,7 +9,7 @@ import time
 import pytest
 from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG, LISTEN_NAME,
                                 MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATS_SOCKET, assert_succeeded,
-                                changed_tasks, failure_text, recap, run_script, timing_window, wait_for)
+                                changed_items, changed_tasks, failure_text, recap, run_script, timing_window, wait_for)
 
 ROLE = PROJECT / "roles" / "flaskapp"
 PLAIN_TEXT_SERVER = pathlib.Path(__file__).parent / "plain_text_mysql.py"
@@ -253,11 +253,17 @@ def test_check_mode_on_the_converged_host_reports_no_changes(stack):
 
 @pytest.mark.host_independent
 def test_a_changed_app_file_is_restored_and_restarts_only_the_app(stack):
+    """And an instance found stopped is started on the restored file, once:
+    the restart is for the instances that ran the old one."""
+    running, stopped = APP_PORTS
     pids = stack.unit_pids()
     stack.host.check_output("echo '# local edit' >> /opt/flaskapp/app/app.py")
+    stack.host.check_output("systemctl stop flaskapp@%s", str(stopped))
     result = assert_succeeded(stack.rerun("--tags", "flaskapp"))
-    assert changed_tasks(result.stdout) == ["flaskapp : Copy the app", "flaskapp : Restart the app"], \
-        failure_text(result)
+    assert changed_tasks(result.stdout) == ["flaskapp : Copy the app",
+                                            "flaskapp : Start an instance per port and enable them at boot",
+                                            "flaskapp : Restart the app"], failure_text(result)
+    assert changed_items(result.stdout, "flaskapp : Restart the app") == [str(running)], failure_text(result)
     assert "# local edit" not in stack.host.file("/opt/flaskapp/app/app.py").content_string
     for unit, pid in pids.items():
         if unit.startswith("flaskapp@"):
