@@ -4,6 +4,7 @@ the inventory, lb1's MySQL listener sends connections only to the primary, and
 the group survives the loss of its primary, whether its MySQL is killed or its
 whole host goes away, with every acknowledged write kept. The tests of this
 module run in order, the first one first: the others need the three members."""
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -21,6 +22,8 @@ WRITER_SCRIPT = pathlib.Path(__file__).parent / "acked_writes.py"
 RECOVERY_USER = DEFAULTS["mysql"]["mysql_group_recovery_user"]
 # What a new primary must take writes within, after the old one is lost.
 FAILOVER_BOUND = 15
+# Writes and reads are answered again in the last seconds of a failover's run.
+END_OF_RUN = 3
 # A test-only writer: INSERT (and SELECT, to count) on a table of its own.
 WRITER = ("flaskstack_failover_writer", "Failover-writer-pw-1")
 WRITES_TABLES = ("failover_test.killed_mysqld", "failover_test.cut_off_host")
@@ -265,8 +268,9 @@ def test_a_group_whose_members_all_stopped_comes_back_only_when_asked(stacks, ad
     # The last member alone takes a write the others never see.
     stacks[last].root_sql(f"INSERT INTO {DB_NAME}.todos (id, item, status) VALUES (99, 'only on {last}', 'pending')")
     stacks[last].host.check_output("systemctl stop mysql")
-    for name in MEMBERS:
-        stacks[name].host.check_output("systemctl start mysql")
+    # Started together, as after a power cut (each start waits for its server alone).
+    with concurrent.futures.ThreadPoolExecutor(len(MEMBERS)) as pool:
+        list(pool.map(lambda name: stacks[name].host.check_output("systemctl start mysql"), MEMBERS))
     refused = run_playbook("--tags", "mysql", "--limit", "mysql")
     try:
         assert refused.returncode != 0
@@ -289,11 +293,14 @@ def test_a_group_whose_members_all_stopped_comes_back_only_when_asked(stacks, ad
 
 def failover(stacks, address, observe, label, lose, bring_back, table):
     """Writes through the listener for a while; `lose(primary)` takes the
-    primary away mid-way; returns the measured outage. Then `bring_back` and
+    primary away once writes reach it (about a second in); returns the
+    measured outage. Writes and reads must be answered again at the end, so an
+    outage that never ended cannot pass as a short one. Then `bring_back` and
     wait until the old primary is ONLINE in the group again, and check every
     acknowledged write on every member."""
     old = primary_of(stacks, address)
-    seconds = 30
+    # The bound, and a few seconds of writes after it.
+    seconds = FAILOVER_BOUND + 5
     writes = write_steadily(stacks, address, seconds, table)
     reads = threading.Thread(daemon=True)
     reads.result = None
@@ -305,6 +312,7 @@ def failover(stacks, address, observe, label, lose, bring_back, table):
     assert wait_for(lambda: stacks[old].root_sql(f"SELECT COUNT(*) FROM {table}") not in ("", "0"),
                     timeout=15, interval=0.2) is not None, "no write reached the primary"
     lose(old)
+    assert writes.is_alive(), "the writer ended before the primary was lost"
     new = wait_for(lambda: primary_of(stacks, address) not in (None, old), timeout=30, interval=0.2)
     assert new is not None, f"no new primary within 30 s of losing {old}"
     writes.join(seconds + 60)
@@ -325,8 +333,11 @@ def failover(stacks, address, observe, label, lose, bring_back, table):
             f"{read_gap:.1f} s; {old} back in the group {back:.0f} s after; {len(ids)} acknowledged writes on "
             f"every member: {held}")
     assert gap <= FAILOVER_BOUND, f"writes stopped for {gap:.1f} s (bound {FAILOVER_BOUND} s)"
+    assert result["acked"][-1][1] >= seconds - END_OF_RUN, f"no write acknowledged in the run's last {END_OF_RUN} s"
     assert held == {name: len(ids) for name in MEMBERS}, (held, len(ids))
     assert read_gap <= FAILOVER_BOUND, f"reads failed over {read_gap:.1f} s"
+    at_end = [status for sent, status, _ in reads.result if sent >= seconds - END_OF_RUN]
+    assert at_end and set(at_end) == {200}, f"reads in the run's last {END_OF_RUN} s: {at_end}"
 
 
 def test_killing_the_primarys_mysql_moves_writes_to_a_new_primary_and_loses_none(stacks, address, writer, observe):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from conftest import MEMBERS, primary_of, server_of
+from conftest import GONE_PROXY, MEMBERS, app_account_hosts, primary_of, server_of
 from flaskstack_testlib import (APP_ENV_FILE, APP_PORTS, DB_USER, DEFAULTS, HAPROXY_CONFIG, HAPROXY_ONLY, LISTEN_NAME,
                                 CHECK_PORT, MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATUS_COMMAND,
                                 changed_tasks, failure_message, recap, run_script, wait_for)
@@ -21,7 +21,7 @@ INSTANCES = {f"{name}-{port}" for name in APP_HOSTS for port in APP_PORTS}
 HTTP_NAME = DEFAULTS["haproxy"]["haproxy_http_name"]
 READS = DEFAULTS["haproxy"]["haproxy_read_listen_name"]
 READS_PORT = DEFAULTS["haproxy"]["haproxy_read_bind_port"]
-MYSQL_HOST_OF_APP_ACCOUNT = f"SELECT Host FROM mysql.user WHERE User = '{DB_USER}' ORDER BY Host"
+DROP_ACCOUNT = "mysql : Drop the application account for hosts no longer listed"
 # The scenario's test-only values on top of the inventory users copy (molecule/multi-host/group_vars).
 SCENARIO_VARS = PROJECT / "molecule/multi-host/group_vars"
 SCENARIO_MYSQL = yaml.safe_load((SCENARIO_VARS / "mysql.yml").read_text())
@@ -48,10 +48,6 @@ def connect_as_app(stack, db_host, port):
               "    print(error.args[0], error.args[1])\n")
     return stack.host.check_output("set -a; . %s; PYTHONDONTWRITEBYTECODE=1 /opt/flaskapp/venv/bin/python -c %s %s %s",
                                    APP_ENV_FILE, script, db_host, str(port))
-
-
-def app_account_hosts(db):
-    return db.root_sql(MYSQL_HOST_OF_APP_ACCOUNT).split()
 
 
 def names_of(stack, address):
@@ -199,14 +195,15 @@ def test_only_the_app_tier_reaches_the_mysql_listener(stacks, address):
         lb.host.file(HAPROXY_CONFIG).content_string
 
 
-def test_app_account_for_a_host_that_left_the_proxy_tier_is_dropped(stacks, address, primary):
-    # On the group's primary, which writes for every member.
-    db = primary
-    gone = "192.0.2.99"
-    with db.reconfigured("--tags", "mysql", mysql_app_user_hosts=[address["lb1"], gone]) as change:
-        assert app_account_hosts(db) == sorted([address["lb1"], gone])
-    assert changed_tasks(change.restored.stdout) == ["mysql : Drop the application account for hosts no longer listed"]
-    assert app_account_hosts(db) == [address["lb1"]]
+def test_app_account_for_a_host_that_left_the_proxy_tier_is_dropped(group_rotated_and_back, address):
+    """A rerun listing one more host for the app's account creates it; the next
+    one, with the inventory's values, drops it (the two runs of the password
+    rotation, conftest.py's group_rotated_and_back: seen on the primary)."""
+    listed, restored = group_rotated_and_back
+    assert listed["app_account_hosts"] == sorted([address["lb1"], GONE_PROXY]), listed["app_account_hosts"]
+    assert DROP_ACCOUNT not in listed["changed"], listed["changed"]
+    assert DROP_ACCOUNT in restored["changed"], restored["changed"]
+    assert restored["app_account_hosts"] == [address["lb1"]], restored["app_account_hosts"]
 
 
 # --- One URL for the app: lb1's HTTP entry point -----------------------------------

@@ -2,16 +2,10 @@
 controller without it must not make a new one and lock the running app out. A
 new password given on purpose reaches every member of the group with no
 refused login."""
-import secrets
-import time
-
-from conftest import MEMBERS
-from flaskstack_testlib import DB_USER, changed_tasks, extra_vars_args, failure_message, run_playbook
+from flaskstack_testlib import changed_tasks, failure_message
 
 RETAIN = "mysql : Keep the current password as a second one while the app moves to the new one"
 DISCARD = "mysql : Discard the old password"
-SECOND_PASSWORDS = (f"SELECT COUNT(*) FROM mysql.user WHERE User = '{DB_USER}' "
-                    "AND JSON_EXTRACT(User_attributes, '$.additional_password') IS NOT NULL")
 
 
 def test_a_controller_without_the_password_refuses_to_replace_it(stacks, tmp_path, primary):
@@ -69,28 +63,19 @@ def test_a_controller_without_the_recovery_password_refuses_to_replace_it(stacks
     assert changed_tasks(refused.stdout) == []
 
 
-def test_a_new_password_reaches_every_member_with_no_refused_login(stacks, address, observe, primary):
+def test_a_new_password_reaches_every_member_with_no_refused_login(group_rotated_and_back, observe):
     """A new password by rerun on the group: the primary keeps the old one as
     the account's second until every app host runs the new one, the members
     get both changes from it, and under traffic that keeps making new logins
-    (six streams of 0.2 s queries over four instances with pools of one) MySQL
-    refuses none and no request fails; then back, the same way."""
-    new_password = "rotated" + secrets.token_hex(12)
-    for label, extra_vars in (("to a new password", {"vault_flaskstack_db_password": new_password}),
-                              ("back", {})):
-        refused_before = primary.mysql_status("Aborted_connects")
-        with stacks["app1"].steady_reads(address=address["lb1"], ports=[80], streams=6, path="/sleep/0.2") as reads:
-            started = time.monotonic()
-            run = run_playbook(*extra_vars_args(extra_vars))
-            took = time.monotonic() - started
-        assert run.returncode == 0, run.stdout[-3000:]
-        refused = int(primary.mysql_status("Aborted_connects")) - int(refused_before)
-        hashes = {name: stacks[name].root_sql(f"SELECT authentication_string FROM mysql.user WHERE User = '{DB_USER}'")
-                  for name in MEMBERS}
-        second = {name: stacks[name].root_sql(SECOND_PASSWORDS) for name in MEMBERS}
-        observe(f"[multi-host] group, password rotated {label} by a {took:.0f} s run: {reads['requests']} requests, "
-                f"{len(reads['failures'])} failed; MySQL refused {refused} logins on {primary.name}")
-        assert len(set(hashes.values())) == 1, hashes
-        assert set(second.values()) == {"0"}, second
-        assert refused == 0 and reads["failures"] == [], (refused, reads["failures"][:5])
-        assert RETAIN in changed_tasks(run.stdout) and DISCARD in changed_tasks(run.stdout)
+    MySQL refuses none and no request fails; then back, the same way
+    (conftest.py's group_rotated_and_back)."""
+    for run in group_rotated_and_back:
+        reads = run["reads"]
+        observe(f"[multi-host] group, password rotated {run['label']} by a {run['seconds']:.0f} s run: "
+                f"{reads['requests']} requests, {len(reads['failures'])} failed; MySQL refused {run['refused']} "
+                f"logins on {run['primary']}")
+        assert run["returncode"] == 0, run["tail"]
+        assert len(set(run["hashes"].values())) == 1, run["hashes"]
+        assert set(run["second_passwords"].values()) == {"0"}, run["second_passwords"]
+        assert run["refused"] == 0 and reads["failures"] == [], (run["refused"], reads["failures"][:5])
+        assert RETAIN in run["changed"] and DISCARD in run["changed"], run["changed"]
