@@ -135,11 +135,26 @@ def machine_lock(exclusive):
         if exclusive:
             fcntl.flock(turnstile, fcntl.LOCK_UN)
         _held.append(lock)
+        granted = time.monotonic()
         try:
-            yield time.monotonic() - asked
+            yield granted - asked
         finally:
             _held.pop()
             fcntl.flock(lock, fcntl.LOCK_UN)
+            if exclusive:
+                _record_window(time.monotonic() - granted, granted - asked)
+
+
+def _record_window(seconds, lock_wait):
+    """The cost table's line for a measured window: while it is held, no other
+    scenario's playbook run starts."""
+    log = os.environ.get("FLASKSTACK_RUN_LOG")
+    if log:
+        record = {"kind": "window", "scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""),
+                  "test": os.environ.get("PYTEST_CURRENT_TEST", ""), "seconds": round(seconds, 1),
+                  "lock_wait": round(lock_wait, 1), "ended_at": round(time.time(), 1)}
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
 
 
 def timing_window():
@@ -191,7 +206,8 @@ def _record_cut_off_run(args, seconds, lock_wait):
         record = {"scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""),
                   "test": os.environ.get("PYTEST_CURRENT_TEST", ""), "playbook": "site.yml (cut off)",
                   "hosts": subset, "tags": tags, "check": False, "seconds": round(seconds, 1),
-                  "lock_wait": round(lock_wait, 1), "failed": False}
+                  "lock_wait": round(lock_wait, 1), "failed": False,
+                  "ended_at": round(time.time(), 1)}
         with open(log, "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
 

@@ -14,6 +14,10 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 export FLASKSTACK_RUN_LOG="$logs/playbook-runs.jsonl"
 export ANSIBLE_CALLBACK_PLUGINS="$here/callback_plugins${ANSIBLE_CALLBACK_PLUGINS:+:$ANSIBLE_CALLBACK_PLUGINS}"
+# The machine's CPU time (busy, idle with I/O wait, stolen by the hypervisor), in
+# ticks: whether the scenarios were short of CPU or waited on each other.
+cpu_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6, $9}' /proc/stat; }
+read -r busy_before idle_before stolen_before < <(cpu_ticks)
 pids=()
 priority=0
 for scenario in "$@"; do
@@ -34,6 +38,10 @@ done
 bash "$here/cgroup2-cleanup.sh" || true
 
 echo; echo "=== What the scenarios cost"
+read -r busy_after idle_after stolen_after < <(cpu_ticks)
+busy=$((busy_after - busy_before)) idle=$((idle_after - idle_before)) stolen=$((stolen_after - stolen_before))
+echo "the machine's CPUs meanwhile: $((100 * busy / (busy + idle + stolen + 1)))% busy," \
+  "$((100 * stolen / (busy + idle + stolen + 1)))% stolen by the hypervisor, the rest idle"
 python3 "$here/run_costs.py" "$FLASKSTACK_RUN_LOG" "$logs/scenarios.tsv" 10 || true
 echo
 # Kept for a closer look (every run, not only the costliest).

@@ -1,6 +1,8 @@
 """The cost table printed at the end of `make test`: each scenario's wall time,
-then the costliest playbook runs (callback_plugins/flaskstack_run_cost.py wrote
-one JSON line per run). Usage: run_costs.py RUNS.jsonl SCENARIOS.tsv [COUNT]
+its playbook runs and measured windows, then the costliest playbook runs
+(callback_plugins/flaskstack_run_cost.py wrote one JSON line per run,
+flaskstack_testlib one per measured window, "kind": "window").
+Usage: run_costs.py RUNS.jsonl SCENARIOS.tsv [COUNT]
 (SCENARIOS.tsv: a scenario, its seconds and its exit status per line)."""
 import collections
 import json
@@ -22,14 +24,20 @@ def minutes(seconds):
 def table(runs, scenarios, count=10):
     """The report's lines: per scenario its wall time, its playbook runs and their
     sum; then the `count` costliest runs, with the lock wait apart."""
-    lines = ["scenario       wall     playbook runs  their time  lock waits"]
-    by_scenario = collections.defaultdict(list)
+    lines = ["scenario       wall     playbook runs  their time  lock waits  measured windows (held)"]
+    windows = [run for run in runs if run.get("kind") == "window"]
+    runs = [run for run in runs if run.get("kind") != "window"]
+    by_scenario, windows_of = collections.defaultdict(list), collections.defaultdict(list)
     for run in runs:
         by_scenario[run["scenario"]].append(run)
+    for window in windows:
+        windows_of[window["scenario"]].append(window)
     for name, seconds, status in scenarios:
-        own = by_scenario.get(name, [])
+        own, held = by_scenario.get(name, []), windows_of.get(name, [])
+        waited = sum(r["lock_wait"] for r in own + held)
         lines.append(f"{name:<14} {minutes(seconds):>8} {len(own):>10}  {minutes(sum(r['seconds'] for r in own)):>10}"
-                     f"  {minutes(sum(r['lock_wait'] for r in own)):>10}{'' if status == 0 else '  FAILED'}")
+                     f"  {minutes(waited):>10}  {len(held):>8} ({minutes(sum(w['seconds'] for w in held))})"
+                     f"{'' if status == 0 else '  FAILED'}")
     lines.append("")
     lines.append(f"the {count} costliest playbook runs (seconds; lock: seconds waited before it started)")
     for run in sorted(runs, key=lambda r: r["seconds"], reverse=True)[:count]:

@@ -73,6 +73,8 @@ class CallbackModule(CallbackBase):
             "lock_wait": float(os.environ.get("FLASKSTACK_LOCK_WAIT", 0)),
             "failed": bool(stats.failures or stats.dark),
             "slowest_tasks": [[name, round(seconds, 1)] for name, seconds in slowest],
+            # Wall-clock end, to line runs up with the measured windows (flaskstack_testlib).
+            "ended_at": round(time.time(), 1),
         }
         with open(log, "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
