@@ -24,7 +24,7 @@ def minutes(seconds):
 def table(runs, scenarios, count=10):
     """The report's lines: per scenario its wall time, its playbook runs and their
     sum; then the `count` costliest runs, with the lock wait apart."""
-    lines = ["scenario       wall     playbook runs  their time  lock waits  measured windows (held)"]
+    lines = ["scenario       wall     playbook runs  their time  their CPU  lock waits  measured windows (held)"]
     windows = [run for run in runs if run.get("kind") == "window"]
     runs = [run for run in runs if run.get("kind") != "window"]
     by_scenario, windows_of = collections.defaultdict(list), collections.defaultdict(list)
@@ -36,7 +36,7 @@ def table(runs, scenarios, count=10):
         own, held = by_scenario.get(name, []), windows_of.get(name, [])
         waited = sum(r["lock_wait"] for r in own + held)
         lines.append(f"{name:<14} {minutes(seconds):>8} {len(own):>10}  {minutes(sum(r['seconds'] for r in own)):>10}"
-                     f"  {minutes(waited):>10}  {len(held):>8} ({minutes(sum(w['seconds'] for w in held))})"
+                     f" {minutes(sum(r.get('cpu', 0) for r in own)):>10}  {minutes(waited):>10}  {len(held):>8} ({minutes(sum(w['seconds'] for w in held))})"
                      f"{'' if status == 0 else '  FAILED'}")
     lines.append("")
     lines.append(f"the {count} costliest playbook runs (seconds; lock: seconds waited before it started)")

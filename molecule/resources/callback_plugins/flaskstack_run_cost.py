@@ -1,10 +1,11 @@
 """Records what each playbook run of `make test` cost: one JSON line per run
-(scenario, test, playbook, hosts, tags, wall seconds, seconds it waited for the
-test machine's lock) in $FLASKSTACK_RUN_LOG. run-scenarios.sh sets that and
+(scenario, test, playbook, hosts, tags, wall seconds, the controller's CPU
+seconds, seconds it waited for the test machine's lock) in $FLASKSTACK_RUN_LOG. run-scenarios.sh sets that and
 this plugin's path; run_costs.py prints the costliest runs. Not enabled
 anywhere else: without FLASKSTACK_RUN_LOG it does nothing."""
 import json
 import os
+import resource
 import time
 
 from ansible import context
@@ -70,6 +71,9 @@ class CallbackModule(CallbackBase):
             "tags": ",".join(t for t in args.get("tags", ()) if t != "all"),
             "check": bool(args.get("check")),
             "seconds": round(time.monotonic() - self._started, 1),
+            # The controller's CPU for the run: Ansible, its workers and their connections.
+            "cpu": round(sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF,
+                         resource.RUSAGE_CHILDREN) for field in ("ru_utime", "ru_stime")), 1),
             "lock_wait": float(os.environ.get("FLASKSTACK_LOCK_WAIT", 0)),
             "failed": bool(stats.failures or stats.dark),
             "slowest_tasks": [[name, round(seconds, 1)] for name, seconds in slowest],

@@ -6,23 +6,23 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from run_costs import main, table  # noqa: E402
 
 
-def run(seconds, scenario="oracle-mysql", test="molecule", tags="", lock_wait=0.0, hosts="debiansid1"):
+def run(seconds, scenario="oracle-mysql", test="molecule", tags="", lock_wait=0.0, hosts="debiansid1", cpu=1.0):
     return {"scenario": scenario, "test": test, "playbook": "site.yml", "hosts": hosts, "tags": tags,
-            "check": False, "seconds": seconds, "lock_wait": lock_wait, "failed": False}
+            "check": False, "seconds": seconds, "lock_wait": lock_wait, "failed": False, "cpu": cpu}
 
 
 def test_scenarios_show_wall_time_runs_and_their_sum():
     runs = [run(100.0), run(50.5, lock_wait=12.0), run(30.0, scenario="default")]
     lines = table(runs, [("default", 600, 0), ("oracle-mysql", 1230, 1)])
-    assert lines[1].split() == ["default", "10m00s", "1", "0m30s", "0m00s", "0", "(0m00s)"]
-    assert lines[2].split() == ["oracle-mysql", "20m30s", "2", "2m30s", "0m12s", "0", "(0m00s)", "FAILED"]
+    assert lines[1].split() == ["default", "10m00s", "1", "0m30s", "0m01s", "0m00s", "0", "(0m00s)"]
+    assert lines[2].split() == ["oracle-mysql", "20m30s", "2", "2m30s", "0m02s", "0m12s", "0", "(0m00s)", "FAILED"]
 
 
 def test_measured_windows_are_counted_apart_from_the_runs_with_their_waits():
     window = {"kind": "window", "scenario": "default", "test": "t", "seconds": 65.0, "lock_wait": 20.0}
-    runs = [run(30.0, scenario="default", lock_wait=5.0), window, dict(window, seconds=10.0, lock_wait=0.0)]
+    runs = [run(30.0, scenario="default", lock_wait=5.0, cpu=61.0), window, dict(window, seconds=10.0, lock_wait=0.0)]
     lines = table(runs, [("default", 600, 0)])
-    assert lines[1].split() == ["default", "10m00s", "1", "0m30s", "0m25s", "2", "(1m15s)"]
+    assert lines[1].split() == ["default", "10m00s", "1", "0m30s", "1m01s", "0m25s", "2", "(1m15s)"]
     # A window is not a playbook run: never among the costliest.
     assert len(lines[lines.index("") + 2:]) == 1
 
