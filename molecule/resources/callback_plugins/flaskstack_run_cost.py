@@ -1,8 +1,9 @@
 """Records what each playbook run of `make test` cost: one JSON line per run
 (scenario, test, playbook, hosts, tags, wall seconds, the controller's CPU
-seconds, seconds it waited for the test machine's lock) in $FLASKSTACK_RUN_LOG. run-scenarios.sh sets that and
-this plugin's path; run_costs.py prints the costliest runs. Not enabled
-anywhere else: without FLASKSTACK_RUN_LOG it does nothing."""
+seconds, seconds it waited for the test machine's lock) in
+$FLASKSTACK_RUN_LOG. run-scenarios.sh sets that and this plugin's path;
+run_costs.py prints the costliest runs. Not enabled anywhere else: without
+FLASKSTACK_RUN_LOG it does nothing."""
 import json
 import os
 import resource
