@@ -113,24 +113,6 @@ _LOCK_FILE = PROJECT / ".cache" / "test-machine.lock"
 # playbook runs that arrive later wait behind it instead of starving it.
 _TURNSTILE_FILE = PROJECT / ".cache" / "test-machine.turnstile"
 _held = []
-# A measured window first waits this long for a moment with no playbook run,
-# letting runs start meanwhile; only then does it close the turnstile. Closing
-# it at once behind a long run (a group member's clone: two minutes) held every
-# other run on the machine back as long (the cost table's lock waits).
-WINDOW_PATIENCE = 60
-
-
-def _exclusive_when_free(lock, seconds):
-    """Take `lock` exclusively at a moment nobody holds it, within `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.2)
 
 
 @contextlib.contextmanager
@@ -138,21 +120,22 @@ def machine_lock(exclusive):
     """A lock across every test process on this machine: timing-sensitive windows
     take it exclusively, playbook runs (the heavy work) shared, so a measured
     window never overlaps another worker's playbook run or measured window.
-    A window that has waited WINDOW_PATIENCE goes first: new playbook runs
-    queue behind it. Yields the seconds it waited."""
+    Windows go first: once one waits, new playbook runs queue behind it (a
+    window that let them pass, waiting for a moment with no run, measured: the
+    other scenarios' runs then crowd the critical path's). Yields the seconds
+    it waited."""
     if _held:  # this process holds it already (a rerun inside a measured window)
         yield 0.0
         return
     asked = time.monotonic()
     _LOCK_FILE.parent.mkdir(exist_ok=True)
     with open(_TURNSTILE_FILE, "a") as turnstile, open(_LOCK_FILE, "a") as lock:
-        if not (exclusive and _exclusive_when_free(lock, WINDOW_PATIENCE)):
-            fcntl.flock(turnstile, fcntl.LOCK_EX)
-            if not exclusive:
-                fcntl.flock(turnstile, fcntl.LOCK_UN)
-            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            if exclusive:
-                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if not exclusive:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        if exclusive:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
         _held.append(lock)
         granted = time.monotonic()
         try:
