@@ -5,8 +5,9 @@
 # Ends with the cost table: each scenario's wall time and the costliest playbook
 # runs (every run is recorded by callback_plugins/flaskstack_run_cost.py).
 # Named longest first: each later one runs its controller side (Ansible, pytest)
-# under a higher `nice` (0, 5, 10...) and its containers with half the CPU weight
-# of the first one's, so the critical path gets the CPU when all want it.
+# under a higher `nice` (0, 5, 10...), so the critical path gets the CPU when all
+# want it. (Not its containers: at half the CPU weight, the others' killed app
+# took 7 to 10 s and more to answer again, against 2 to 4.5 s.)
 # Usage: run-scenarios.sh SCENARIO...
 set -uo pipefail
 
@@ -23,8 +24,7 @@ pids=()
 priority=0
 for scenario in "$@"; do
   ( started=$SECONDS
-    FLASKSTACK_CPU_SHARES=$((priority == 0 ? 1024 : 512)) \
-      nice -n "$priority" molecule test -s "$scenario" 2>&1 | sed -u "s/^/[$scenario] /" | tee "$logs/$scenario"
+    nice -n "$priority" molecule test -s "$scenario" 2>&1 | sed -u "s/^/[$scenario] /" | tee "$logs/$scenario"
     status=${PIPESTATUS[0]}
     echo "$scenario $((SECONDS - started)) $status" >>"$logs/scenarios.tsv"
     exit "$status" ) &
