@@ -120,10 +120,9 @@ def machine_lock(exclusive):
     """A lock across every test process on this machine: timing-sensitive windows
     take it exclusively, playbook runs (the heavy work) shared, so a measured
     window never overlaps another worker's playbook run or measured window.
-    Windows go first: once one waits, new playbook runs queue behind it (a
-    window that let them pass, waiting for a moment with no run, measured: the
-    other scenarios' runs then crowd the critical path's). Yields the seconds
-    it waited."""
+    Windows go first: once one waits, new playbook runs queue behind it (letting
+    them pass while it waits, measured, crowds the critical path's runs with the
+    other scenarios'). Yields the seconds it waited."""
     if _held:  # this process holds it already (a rerun inside a measured window)
         yield 0.0
         return

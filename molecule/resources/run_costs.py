@@ -22,8 +22,10 @@ def minutes(seconds):
 
 
 def table(runs, scenarios, count=10):
-    """The report's lines: per scenario its wall time, its playbook runs and their
-    sum; then the `count` costliest runs, with the lock wait apart."""
+    """The report's lines: per scenario its wall time, its playbook runs with
+    their time and controller CPU, the lock waits of its runs and measured
+    windows, and the windows with the time they held the lock; then the
+    `count` costliest runs, with the lock wait apart."""
     lines = ["scenario       wall     playbook runs  their time  their CPU  lock waits  measured windows (held)"]
     windows = [run for run in runs if run.get("kind") == "window"]
     runs = [run for run in runs if run.get("kind") != "window"]
@@ -35,8 +37,9 @@ def table(runs, scenarios, count=10):
     for name, seconds, status in scenarios:
         own, held = by_scenario.get(name, []), windows_of.get(name, [])
         waited = sum(r["lock_wait"] for r in own + held)
-        lines.append(f"{name:<14} {minutes(seconds):>8} {len(own):>10}  {minutes(sum(r['seconds'] for r in own)):>10}"
-                     f" {minutes(sum(r.get('cpu', 0) for r in own)):>10}  {minutes(waited):>10}  {len(held):>8} ({minutes(sum(w['seconds'] for w in held))})"
+        took, cpu = sum(r["seconds"] for r in own), sum(r.get("cpu", 0) for r in own)
+        lines.append(f"{name:<14} {minutes(seconds):>8} {len(own):>10}  {minutes(took):>10} {minutes(cpu):>10}"
+                     f"  {minutes(waited):>10}  {len(held):>8} ({minutes(sum(w['seconds'] for w in held))})"
                      f"{'' if status == 0 else '  FAILED'}")
     lines.append("")
     lines.append(f"the {count} costliest playbook runs (seconds; lock: seconds waited before it started)")
