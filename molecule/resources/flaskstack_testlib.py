@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import re
+import resource
 import signal
 import subprocess
 import time
@@ -149,17 +150,66 @@ def machine_lock(exclusive):
 def _record_window(seconds, lock_wait):
     """The cost table's line for a measured window: while it is held, no other
     scenario's playbook run starts."""
-    log = os.environ.get("FLASKSTACK_RUN_LOG")
-    if log:
-        record = {"kind": "window", "scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""),
-                  "test": os.environ.get("PYTEST_CURRENT_TEST", ""), "seconds": round(seconds, 1),
-                  "lock_wait": round(lock_wait, 1), "ended_at": round(time.time(), 1)}
-        with open(log, "a", encoding="utf-8") as out:
-            out.write(json.dumps(record) + "\n")
+    _append_record({"kind": "window", "scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""),
+                    "test": os.environ.get("PYTEST_CURRENT_TEST", ""), "seconds": round(seconds, 1),
+                    "lock_wait": round(lock_wait, 1), "ended_at": round(time.time(), 1)})
 
 
 def timing_window():
     return machine_lock(exclusive=True)
+
+
+# --- What each test cost ------------------------------------------------------------------
+
+def _append_record(record):
+    log = os.environ.get("FLASKSTACK_RUN_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+
+
+@functools.lru_cache(maxsize=None)
+def _container_cpu_files(config):
+    """The cgroup v1 CPU counters of the scenario's containers (named after
+    their hosts); none where they cannot be found: a figure, never a test's failure."""
+    try:
+        names = [host.backend.get_hostname() for host in _scenario_hosts(config)]
+        found = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", *names], capture_output=True, text=True,
+                               check=False).stdout.split()
+    except Exception:  # noqa: BLE001 (whatever keeps the figure from being read)
+        return ()
+    files = [pathlib.Path("/sys/fs/cgroup/cpuacct/docker", cid, "cpuacct.usage") for cid in found]
+    return tuple(path for path in files if path.exists())
+
+
+def _cpu_now(config):
+    """(this pytest process's CPU and its reaped children's: the playbook runs,
+    the docker and ssh clients; the scenario's containers' CPU), in seconds."""
+    own = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for field in ("ru_utime", "ru_stime"))
+    containers = 0.0
+    for path in _container_cpu_files(config):
+        with contextlib.suppress(OSError, ValueError):
+            containers += int(path.read_text()) / 1e9
+    return own, containers
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """The cost table's line for a test (its module fixtures' setup included):
+    its wall time, the controller's CPU for it and its containers'. In a
+    scenario whose workers drive a host each, a container's CPU is its test's;
+    where two workers share the containers (the multi-host scenario), a test's
+    figure also holds what the other worker did meanwhile."""
+    if not os.environ.get("FLASKSTACK_RUN_LOG"):
+        yield
+        return
+    started, (controller, containers) = time.monotonic(), _cpu_now(item.config)
+    yield
+    controller_after, containers_after = _cpu_now(item.config)
+    _append_record({"kind": "test", "scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""), "test": item.nodeid,
+                    "seconds": round(time.monotonic() - started, 1), "cpu": round(controller_after - controller, 1),
+                    "container_cpu": round(containers_after - containers, 1), "ended_at": round(time.time(), 1)})
 
 
 # --- The playbook -------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The cost table printed at the end of `make test`: each scenario's wall time,
 its playbook runs and measured windows, then the costliest playbook runs
 (callback_plugins/flaskstack_run_cost.py wrote one JSON line per run,
-flaskstack_testlib one per measured window, "kind": "window").
+flaskstack_testlib one per measured window, "kind": "window", and one per
+test, "kind": "test"), then the costliest tests by the CPU they took.
 Usage: run_costs.py RUNS.jsonl SCENARIOS.tsv [COUNT]
 (SCENARIOS.tsv: a scenario, its seconds and its exit status per line)."""
 import collections
@@ -28,7 +29,8 @@ def table(runs, scenarios, count=10):
     `count` costliest runs, with the lock wait apart."""
     lines = ["scenario       wall     playbook runs  their time  their CPU  lock waits  measured windows (held)"]
     windows = [run for run in runs if run.get("kind") == "window"]
-    runs = [run for run in runs if run.get("kind") != "window"]
+    tests = [run for run in runs if run.get("kind") == "test"]
+    runs = [run for run in runs if run.get("kind") is None]
     by_scenario, windows_of = collections.defaultdict(list), collections.defaultdict(list)
     for run in runs:
         by_scenario[run["scenario"]].append(run)
@@ -49,6 +51,13 @@ def table(runs, scenarios, count=10):
                                              "--check" if run["check"] else "") if part)
         lines.append(f"{run['seconds']:7.1f}  lock {run['lock_wait']:5.1f}  {run['scenario']:<13} "
                      f"{run['hosts']:<12} {options:<24} {what}")
+    if tests:
+        lines.append("")
+        lines.append(f"the {count} costliest tests (CPU seconds: the controller's, their containers', "
+                     "then wall seconds; module fixtures count in their first test)")
+        for test in sorted(tests, key=lambda t: t["cpu"] + t["container_cpu"], reverse=True)[:count]:
+            lines.append(f"{test['cpu']:7.1f} {test['container_cpu']:7.1f} {test['seconds']:7.1f}  "
+                         f"{test['scenario']:<13} {test['test'].split('::')[-1]}")
     return lines
 
 

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
 # The observe fixture and its report at the end of the run, for this scenario too.
-from flaskstack_testlib import Stack, host, observe, pytest_terminal_summary  # noqa: E402,F401
+from flaskstack_testlib import Stack, host, observe, pytest_runtest_protocol, pytest_terminal_summary  # noqa: E402,F401
 
 
 # Modules whose tests share no costly module fixture: spread test by test.

@@ -156,12 +156,13 @@ def live_reconfigure(stack):
                    f"INSERT INTO {PROBE_TABLE} VALUES (1)")
     with contextlib.ExitStack() as lowered:
         lowered.callback(stack.root_sql, f"DROP TABLE IF EXISTS {PROBE_TABLE}")
-        with stack.steady_reads() as record["traffic_lowering"], \
+        # A measured window (how soon the limit holds, how long requests wait),
+        # across the traffic, the session, the rerun and the steady state after
+        # it: taken first, so that no traffic runs while it waits for the machine.
+        with timing_window(), stack.steady_reads() as record["traffic_lowering"], \
                 stack.steady_reads(streams=SLEEP_STREAMS, path=STEADY_SLEEP) as record["sleeps_lowering"], \
                 stack.app_sessions_sampled(excluding=PROBE_TABLE.split(".")[1]) as record["sessions_lowering"]:
-            # A measured window (how soon the limit holds, how long requests
-            # wait), across the session, the rerun and the steady state after it.
-            with timing_window(), stack.table_locked(PROBE_TABLE) as release:
+            with stack.table_locked(PROBE_TABLE) as release:
                 session.start()
                 record["session_waiting_after"] = wait_for(lambda: stack.root_sql(WAITING_ON_PROBE) == "1", 15,
                                                            interval=0.2)

@@ -13,7 +13,7 @@ import testinfra
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
 # The observe fixture and its report at the end of the run, for this scenario too.
 from flaskstack_testlib import (DB_USER, Stack, changed_tasks, extra_vars_args, observe,  # noqa: E402,F401
-                                pytest_terminal_summary, run_playbook)
+                                pytest_runtest_protocol, pytest_terminal_summary, run_playbook)
 
 NAMES = ("db1", "db2", "db3", "lb1", "app1", "app2")
 

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
 # (Its report of measured figures comes from the suite's conftest, loaded in the same run.)
-from flaskstack_testlib import Stack, host, observe  # noqa: E402,F401
+from flaskstack_testlib import Stack, host, observe, pytest_runtest_protocol  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
