@@ -168,45 +168,61 @@ def _append_record(record):
             out.write(json.dumps(record) + "\n")
 
 
+def _test_hosts(item):
+    """The hosts a test drives: the `host` fixture's (this worker's host, or the
+    test's parameter), else every host of the scenario (the multi-host scenario)."""
+    names = _scenario_host_names(item.config)
+    if item.config.getoption("spread_over_hosts", default=False):
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+        return (names[worker % len(names)],)
+    host = getattr(getattr(item, "callspec", None), "params", {}).get("_testinfra_host")
+    return (host.backend.get_hostname(),) if host is not None else names
+
+
 @functools.lru_cache(maxsize=None)
-def _container_cpu_files(config):
-    """The cgroup v1 CPU counters of the scenario's containers (named after
-    their hosts); none where they cannot be found: a figure, never a test's failure."""
-    try:
-        names = [host.backend.get_hostname() for host in _scenario_hosts(config)]
-        found = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", *names], capture_output=True, text=True,
-                               check=False).stdout.split()
-    except Exception:  # noqa: BLE001 (whatever keeps the figure from being read)
-        return ()
+def _scenario_host_names(config):
+    return tuple(host.backend.get_hostname() for host in _scenario_hosts(config))
+
+
+@functools.lru_cache(maxsize=None)
+def _container_cpu_files(names):
+    """The cgroup v1 CPU counters of these containers (named after their hosts)."""
+    found = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", *names], capture_output=True, text=True,
+                           check=False).stdout.split()
     files = [pathlib.Path("/sys/fs/cgroup/cpuacct/docker", cid, "cpuacct.usage") for cid in found]
     return tuple(path for path in files if path.exists())
 
 
-def _cpu_now(config):
+def _cpu_now(item):
     """(this pytest process's CPU and its reaped children's: the playbook runs,
-    the docker and ssh clients; the scenario's containers' CPU), in seconds."""
+    the docker and ssh clients; the CPU of the containers the test drives), in
+    seconds; the containers' 0 where they cannot be read: a figure, never a
+    test's failure."""
     own = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
               for field in ("ru_utime", "ru_stime"))
     containers = 0.0
-    for path in _container_cpu_files(config):
-        with contextlib.suppress(OSError, ValueError):
+    try:
+        for path in _container_cpu_files(_test_hosts(item)):
             containers += int(path.read_text()) / 1e9
+    except Exception:  # noqa: BLE001 (whatever keeps the figure from being read)
+        pass
     return own, containers
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """The cost table's line for a test (its module fixtures' setup included):
-    its wall time, the controller's CPU for it and its containers'. In a
-    scenario whose workers drive a host each, a container's CPU is its test's;
-    where two workers share the containers (the multi-host scenario), a test's
-    figure also holds what the other worker did meanwhile."""
-    if not os.environ.get("FLASKSTACK_RUN_LOG"):
+    its wall time, the controller's CPU for it and the CPU of the containers it
+    drives. Where two workers share the containers (the multi-host scenario),
+    a test's figure also holds what the other worker did meanwhile."""
+    # Once per test, though a scenario that loads two conftests registers this twice.
+    if not os.environ.get("FLASKSTACK_RUN_LOG") or getattr(item, "_flaskstack_cost", False):
         yield
         return
-    started, (controller, containers) = time.monotonic(), _cpu_now(item.config)
+    item._flaskstack_cost = True
+    started, (controller, containers) = time.monotonic(), _cpu_now(item)
     yield
-    controller_after, containers_after = _cpu_now(item.config)
+    controller_after, containers_after = _cpu_now(item)
     _append_record({"kind": "test", "scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""), "test": item.nodeid,
                     "seconds": round(time.monotonic() - started, 1), "cpu": round(controller_after - controller, 1),
                     "container_cpu": round(containers_after - containers, 1), "ended_at": round(time.time(), 1)})
