@@ -205,46 +205,69 @@ def test_load_data_local_is_off_and_sql_files_stay_in_one_directory(stack):
     assert stack.root_sql("SELECT @@GLOBAL.secure_file_priv").rstrip("/") == "/var/lib/mysql-files"
 
 
+# What a --tags mysql rerun with the inventory's values restores on a server that
+# users and operators changed, and what it keeps.
+USERS_ACCOUNTS = ["''@'localhost'", "''@'%'", "'root'@'%'"]  # locked: nobody can use them meanwhile
+# Open for a moment, on loopback: root for any local process, and anyone's.
+PASSWORD_LESS_ACCOUNTS = ["'root'@'127.0.0.1'", "'flaskstack_no_password'@'localhost'"]
+LOCKED_ACCOUNT = "'flaskstack_locked_test'@'localhost'"
+RESTORED_FOR_USERS = [
+    "mysql : Start the server and enable it at boot",
+    "mysql : Create the directory of MySQL's unit drop-ins",
+    "mysql : Drop the anonymous accounts",
+    "mysql : Drop root's accounts for other hosts",
+    "mysql : Drop the accounts that log in with an empty password",
+    "mysql : Insert the seed rows whose id is missing",
+    "mysql : Write the exporter's credentials",
+    "mysql : Start the exporter and enable it at boot",
+    "mysql : Start the health check, and at boot",
+    "mysql : Restart the MySQL exporter"]
+GRANT_GIVEN = "mysql : Grant all privileges, as the original write-up does"
+GRANT_TAKEN_BACK = "mysql : Create the application account"
+
+
 @pytest.mark.platform_independent
-def test_a_rerun_keeps_users_rows_and_restores_only_what_the_role_owns(stack):
-    """One --tags mysql rerun over a server that users and operators changed:
-    a seed row edited (kept) and one deleted (inserted again), stray accounts
-    (dropped: anonymous ones, root's for other hosts and any that logs in with
-    an empty password; kept: a locked one and the socket's), MySQL, its
+def test_the_originals_grant_all_is_opt_in_idempotent_and_a_rerun_restores_only_what_the_role_owns(stack):
+    """The original write-up's GRANT ALL, by a variable: on with one change,
+    again with none, and off again by the rerun with the inventory's values.
+    That rerun (--tags mysql) also meets a server that users and operators
+    changed: a seed row edited (kept) and one deleted (inserted again), stray
+    accounts (dropped: anonymous ones, root's for other hosts and any that logs
+    in with an empty password; kept: a locked one and the socket's), MySQL, its
     exporter and its health check disabled at boot (enabled again), and the
     modes of the exporter's credentials and the unit drop-ins' directory
     loosened (tightened again: the role's look at its files must see it, though
-    the content is unchanged)."""
-    stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = 'changed by a user' WHERE id = 1; "
-                   f"DELETE FROM {DB_NAME}.todos WHERE id = 2")
-    # Locked and without a password: nobody can use them in the meantime.
-    accounts = ["''@'localhost'", "''@'%'", "'root'@'%'"]
-    stack.root_sql("; ".join(f"CREATE USER IF NOT EXISTS {account} ACCOUNT LOCK" for account in accounts))
-    # Open for a moment, on loopback: root for any local process, and anyone's.
-    password_less = ["'root'@'127.0.0.1'", "'flaskstack_no_password'@'localhost'"]
-    stack.root_sql("; ".join(f"CREATE USER IF NOT EXISTS {account}" for account in password_less))
-    locked = "'flaskstack_locked_test'@'localhost'"
-    stack.root_sql(f"CREATE USER IF NOT EXISTS {locked} ACCOUNT LOCK")
+    the content is unchanged). One rerun for both: it changes exactly the sum."""
+    def app_reads_mysql_user_table():
+        return stack.app_sql_result("SELECT COUNT(*) FROM mysql.user").rc == 0
+
     # Disabled at boot, left running (stopping them would take the stack down
     # under the other tests): the role's look at the units must see it and run
     # their start-and-enable tasks, which it skips for units running and enabled.
     units = [stack.mysql_unit, "prometheus-mysqld-exporter", "flaskstack-mysql-check"]
-    stack.host.check_output("systemctl disable --quiet %s %s %s", *units)
     drop_ins = f"/etc/systemd/system/{stack.mysql_unit}.service.d"
-    stack.host.check_output("chmod 0644 %s && chmod 0777 %s", EXPORTER_CREDENTIALS, drop_ins)
+    assert not app_reads_mysql_user_table()
     try:
-        result = assert_succeeded(stack.rerun("--tags", "mysql"))
-        assert changed_tasks(result.stdout) == [
-            "mysql : Start the server and enable it at boot",
-            "mysql : Create the directory of MySQL's unit drop-ins",
-            "mysql : Drop the anonymous accounts",
-            "mysql : Drop root's accounts for other hosts",
-            "mysql : Drop the accounts that log in with an empty password",
-            "mysql : Insert the seed rows whose id is missing",
-            "mysql : Write the exporter's credentials",
-            "mysql : Start the exporter and enable it at boot",
-            "mysql : Start the health check, and at boot",
-            "mysql : Restart the MySQL exporter"], failure_text(result)
+        with stack.reconfigured("--tags", "mysql", mysql_app_grant_all_privileges="true") as change:
+            assert changed_tasks(change.result.stdout) == [GRANT_GIVEN]
+            assert app_reads_mysql_user_table()
+            # With FILE (in ALL), the server still reads and writes no file for SQL but in secure_file_priv.
+            assert stack.app_sql("SELECT LOAD_FILE('/etc/passwd') IS NULL").strip() == "1"
+            written = stack.app_sql_result("SELECT 1 INTO OUTFILE '/tmp/flaskstack-outfile-test'")
+            assert written.rc != 0 and "ERROR 1290" in written.stderr, (written.rc, written.stderr)
+            again = assert_succeeded(stack.rerun("--tags", "mysql", mysql_app_grant_all_privileges="true"))
+            assert changed_tasks(again.stdout) == [], failure_text(again)
+            # What users and operators changed, for the rerun with the inventory's values that leaving runs.
+            stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = 'changed by a user' WHERE id = 1; "
+                           f"DELETE FROM {DB_NAME}.todos WHERE id = 2")
+            stack.root_sql("; ".join(f"CREATE USER IF NOT EXISTS {user} ACCOUNT LOCK" for user in USERS_ACCOUNTS))
+            stack.root_sql("; ".join(f"CREATE USER IF NOT EXISTS {account}" for account in PASSWORD_LESS_ACCOUNTS))
+            stack.root_sql(f"CREATE USER IF NOT EXISTS {LOCKED_ACCOUNT} ACCOUNT LOCK")
+            stack.host.check_output("systemctl disable --quiet %s %s %s", *units)
+            stack.host.check_output("chmod 0644 %s && chmod 0777 %s", EXPORTER_CREDENTIALS, drop_ins)
+        changed = changed_tasks(change.restored.stdout)
+        assert sorted(changed) == sorted([*RESTORED_FOR_USERS, GRANT_TAKEN_BACK]), failure_text(change.restored)
+        assert not app_reads_mysql_user_table()
         assert stack.host.check_output("stat -c %%a %s %s", EXPORTER_CREDENTIALS, drop_ins).split() == ["640", "755"]
         assert stack.root_sql(f"SELECT id, status FROM {DB_NAME}.todos ORDER BY id").splitlines() == [
             "1\tchanged by a user", f"2\t{SEEDED_TODOS['2']['status']}"]
@@ -252,33 +275,13 @@ def test_a_rerun_keeps_users_rows_and_restores_only_what_the_role_owns(stack):
                               "(User = 'root' AND Host NOT IN ('localhost', '127.0.0.1', '::1'))") == ""
         left = stack.root_sql("SELECT CONCAT(\"'\", User, \"'@'\", Host, \"'\") FROM mysql.user WHERE User IN "
                               "('root', 'flaskstack_no_password', 'flaskstack_locked_test', 'flaskstack_check')")
-        assert sorted(left.split()) == ["'flaskstack_check'@'localhost'", locked, "'root'@'localhost'"], left
+        assert sorted(left.split()) == ["'flaskstack_check'@'localhost'", LOCKED_ACCOUNT, "'root'@'localhost'"], left
         assert all(stack.host.service(unit).is_enabled for unit in units)
     finally:
         stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = '{SEEDED_TODOS['1']['status']}' WHERE id = 1")
-        stack.root_sql(f"DROP USER IF EXISTS {', '.join(accounts + password_less + [locked])}")
+        stack.root_sql(f"DROP USER IF EXISTS {', '.join(USERS_ACCOUNTS + PASSWORD_LESS_ACCOUNTS + [LOCKED_ACCOUNT])}")
         stack.host.run("systemctl enable --quiet %s %s %s", *units)
         stack.host.run("chmod 0640 %s && chmod 0755 %s", EXPORTER_CREDENTIALS, drop_ins)
-
-
-@pytest.mark.platform_independent
-def test_the_originals_grant_all_is_opt_in_idempotent_and_reversible(stack):
-    def app_reads_mysql_user_table():
-        return stack.app_sql_result("SELECT COUNT(*) FROM mysql.user").rc == 0
-
-    assert not app_reads_mysql_user_table()
-    with stack.reconfigured("--tags", "mysql", mysql_app_grant_all_privileges="true") as change:
-        assert changed_tasks(change.result.stdout) == ["mysql : Grant all privileges, as the original write-up does"]
-        assert app_reads_mysql_user_table()
-        # With FILE (in ALL), the server still reads and writes no file for SQL but in secure_file_priv.
-        assert stack.app_sql("SELECT LOAD_FILE('/etc/passwd') IS NULL").strip() == "1"
-        written = stack.app_sql_result("SELECT 1 INTO OUTFILE '/tmp/flaskstack-outfile-test'")
-        assert written.rc != 0 and "ERROR 1290" in written.stderr, (written.rc, written.stderr)
-        again = assert_succeeded(stack.rerun("--tags", "mysql", mysql_app_grant_all_privileges="true"))
-        assert changed_tasks(again.stdout) == [], failure_text(again)
-    assert changed_tasks(change.restored.stdout) == ["mysql : Create the application account"], \
-        failure_text(change.restored)
-    assert not app_reads_mysql_user_table()
 
 
 def test_gunicorn_runs_sandboxed_and_unprivileged(stack):
