@@ -1,4 +1,4 @@
-"""Filters of the flaskapp role (flaskstack.stack.pins_for_python)."""
+"""Filters of the flaskapp role (flaskstack.stack.pins_for_python, pins_missing)."""
 from __future__ import annotations
 
 import re
@@ -40,6 +40,32 @@ def pins_for_python(requirements_text, python_full_version):
     return pins
 
 
+def _project_key(name):
+    """A project's name as PEP 503 compares them: Flask, flask and FLASK are one, as are zope.interface and zope_interface."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pins_missing(pins, site_packages_entries):
+    """The pins (name==version) that a virtualenv does not hold, from its
+    site-packages' entries: each installed distribution has a directory
+    NAME-VERSION.dist-info (its name's dashes written as underscores), so the
+    answer needs no Python started in the virtualenv. All of them where the
+    directory is empty or missing (no entries)."""
+    installed = {}
+    for entry in site_packages_entries or []:
+        if entry.endswith(".dist-info"):
+            name, _dash, version = entry[:-len(".dist-info")].partition("-")
+            installed[_project_key(name)] = version
+    missing = []
+    for pin in pins:
+        name, separator, version = str(pin).partition("==")
+        if not separator:
+            raise AnsibleFilterError(f"pins_missing needs pins like flask==3.1.3, not {pin!r}")
+        if installed.get(_project_key(name.split("[", 1)[0].strip())) != version.strip():
+            missing.append(pin)
+    return missing
+
+
 class FilterModule:
     def filters(self):
-        return {"pins_for_python": pins_for_python}
+        return {"pins_for_python": pins_for_python, "pins_missing": pins_missing}

@@ -72,6 +72,14 @@ options:
     type: list
     elements: path
     default: []
+  listings:
+    description:
+      - Directories whose entries to report in RV(listings) (missing ones are left out), such as a
+        virtualenv's C(site-packages), whose C(NAME-VERSION.dist-info) entries say what is installed
+        there (the filter C(flaskstack.stack.pins_missing)) without starting its Python.
+    type: list
+    elements: path
+    default: []
   started:
     description:
       - V(main), when the unit's main process started (a restart replaces it);
@@ -181,6 +189,11 @@ files:
   returned: always
   sample: [{"path": "/etc/haproxy/haproxy.cfg", "isreg": true, "isdir": false, "checksum": "da39a3ee5e6b4b0d3255bfef95601890afd80709",
             "mode": "0640", "pw_name": "root", "gr_name": "haproxy"}]
+listings:
+  description: Per existing directory of O(listings), its entries' names, sorted.
+  type: dict
+  returned: always
+  sample: {"/opt/flaskapp/venv/lib/python3.11/site-packages": ["flask", "flask-3.1.3.dist-info"]}
 """
 
 import grp
@@ -308,6 +321,7 @@ def run_module():
             "inputs": {"type": "dict"},
             "reloads": {"type": "dict", "default": {}},
             "files": {"type": "list", "elements": "path", "default": []},
+            "listings": {"type": "list", "elements": "path", "default": []},
             "started": {"type": "str", "choices": ["main", "newest_child"], "default": "main"},
         },
         mutually_exclusive=[("units", "inputs")],
@@ -358,8 +372,10 @@ def run_module():
                            if state == {"ActiveState": "active", "UnitFileState": "enabled"}]
     daemon_reload_owed = any(shown["NeedDaemonReload"] == "yes" for shown in properties.values())
     files = [state for state in (file_state(str(path)) for path in module.params["files"]) if state]
+    listings = {str(path): sorted(os.listdir(str(path))) for path in module.params["listings"] if os.path.isdir(str(path))}
     module.exit_json(changed=bool(stale), owed=bool(stale), stale=stale, states=states,
-                     daemon_reload_owed=daemon_reload_owed, running_and_enabled=running_and_enabled, files=files)
+                     daemon_reload_owed=daemon_reload_owed, running_and_enabled=running_and_enabled, files=files,
+                     listings=listings)
 
 
 if __name__ == "__main__":

@@ -398,12 +398,13 @@ def test_pooled_connections_killed_in_mysql_cost_no_request(stack, observe):
     assert after["retried"] >= len(APP_PORTS), after["log"]
 
 
-def outage(stack, unit, marked_down=None, marked_up=None):
+def outage(stack, unit, marked_down=None, marked_up=None, measured=True):
     """Stop a unit under the running app and see how the app answers (and, if
     given, how long until HAProxy marks the server down); start it again and see
-    how long until every instance answers (and HAProxy marks it up)."""
+    how long until every instance answers (and HAProxy marks it up). In a
+    measured window where a bound is tight (measured=True)."""
     record = {}
-    with timing_window():
+    with timing_window() if measured else contextlib.nullcontext():
         stack.host.check_output("systemctl stop %s", unit)
         try:
             record["during"] = stack.http("/todos")
@@ -442,7 +443,8 @@ def test_mysql_down_gives_a_quick_503_and_haproxy_marks_it_down(stack, observe):
 @pytest.mark.platform_independent
 def test_haproxy_down_gives_a_quick_503_and_the_app_recovers(stack, observe):
     since = stack.host.check_output("date +%s.%N")
-    record = outage(stack, "haproxy")
+    # Loose bounds (an answer within 10 s, every instance back within 20 s): no measured window.
+    record = outage(stack, "haproxy", measured=False)
     during = record["during"]
     observe(f"[{stack.name}] HAProxy stopped: /todos {during.status} in {during.seconds:.2f}s; "
           f"all instances 200 again {record['recovered_after']}s after the start")

@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from ansible_collections.flaskstack.stack.plugins.filter.flaskapp import pins_for_python
+from ansible.errors import AnsibleFilterError
+from ansible_collections.flaskstack.stack.plugins.filter.flaskapp import pins_for_python, pins_missing
 
 ROLE = pathlib.Path(__file__).resolve().parents[4] / "roles" / "flaskapp"
 REQUIREMENTS = (ROLE / "files" / "requirements.txt").read_text()
@@ -41,3 +42,31 @@ def test_each_platform_gets_one_pin_per_package():
         names = [pin.split("==")[0] for pin in pins_for_python(REQUIREMENTS, python)]
         assert sorted(names) == sorted(set(names)) == sorted(
             ["flask", "sqlalchemy", "pymysql", "cryptography", "gunicorn", "gevent"]), python
+
+
+# A virtualenv's site-packages as pip leaves it: distributions' dist-info
+# directories (names as each project's wheel writes them), their packages, and
+# the rest.
+SITE_PACKAGES = ["_distutils_hack", "flask", "flask-3.1.3.dist-info", "gevent", "gevent-25.9.1.dist-info",
+                 "PyMySQL-1.2.4.dist-info", "pymysql", "SQLAlchemy-2.0.44.dist-info", "sqlalchemy",
+                 "zope.interface-7.2.dist-info", "zope", "pip-25.0.dist-info", "README.txt"]
+
+
+def test_pins_installed_at_their_version_are_not_missing_whatever_the_names_case():
+    assert pins_missing(["flask==3.1.3", "pymysql==1.2.4", "sqlalchemy==2.0.44", "gevent==25.9.1"], SITE_PACKAGES) == []
+    assert pins_missing(["zope_interface==7.2", "Zope.Interface==7.2"], SITE_PACKAGES) == []
+
+
+def test_a_pin_at_another_version_or_not_installed_is_missing_in_the_order_given():
+    pins = ["gunicorn==23.0.0", "flask==3.0.3", "sqlalchemy==2.0.44", "cryptography==46.0.3"]
+    assert pins_missing(pins, SITE_PACKAGES) == ["gunicorn==23.0.0", "flask==3.0.3", "cryptography==46.0.3"]
+
+
+def test_every_pin_is_missing_where_there_is_no_virtualenv_yet():
+    pins = pins_for_python(REQUIREMENTS, TARGET_PYTHONS["debian-12"])
+    assert pins_missing(pins, []) == pins == pins_missing(pins, None)
+
+
+def test_what_is_not_a_pin_is_refused():
+    with pytest.raises(AnsibleFilterError, match="pins like"):
+        pins_missing(["flask>=3"], SITE_PACKAGES)
