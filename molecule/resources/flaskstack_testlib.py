@@ -122,21 +122,16 @@ def machine_lock(exclusive):
     take it exclusively, playbook runs (the heavy work) shared, so a measured
     window never overlaps another worker's playbook run or measured window.
     Windows go first: once one waits, new playbook runs queue behind it (letting
-    them all pass while it waits, measured, crowds the critical path's runs with
-    the other scenarios'), but the critical path's own runs (the scenario that
-    run-scenarios.sh marks with FLASKSTACK_CRITICAL_PATH), which wait only for a
-    window that holds the lock: its waits are the suite's. Yields the seconds it
-    waited."""
+    them pass while it waits, measured, crowds the critical path's runs with the
+    other scenarios'). Yields the seconds it waited."""
     if _held:  # this process holds it already (a rerun inside a measured window)
         yield 0.0
         return
     asked = time.monotonic()
     _LOCK_FILE.parent.mkdir(exist_ok=True)
-    ahead = not exclusive and os.environ.get("FLASKSTACK_CRITICAL_PATH") == "1"
     with open(_TURNSTILE_FILE, "a") as turnstile, open(_LOCK_FILE, "a") as lock:
-        if not ahead:
-            fcntl.flock(turnstile, fcntl.LOCK_EX)
-        if not exclusive and not ahead:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        if not exclusive:
             fcntl.flock(turnstile, fcntl.LOCK_UN)
         fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         if exclusive:

@@ -6,8 +6,7 @@
 # runs (every run is recorded by callback_plugins/flaskstack_run_cost.py).
 # Named longest first: each later one runs its controller side (Ansible, pytest)
 # under a higher `nice` (0, 5, 10...), so the critical path gets the CPU when all
-# want it, and the first one's playbook runs pass the other scenarios' measured
-# windows that wait for the machine (FLASKSTACK_CRITICAL_PATH: flaskstack_testlib). (Not its containers: at half the CPU weight, the others' killed app
+# want it. (Not its containers: at half the CPU weight, the others' killed app
 # took 7 to 10 s and more to answer again, against 2 to 4.5 s.)
 # Usage: run-scenarios.sh SCENARIO...
 set -uo pipefail
@@ -25,7 +24,6 @@ pids=()
 priority=0
 for scenario in "$@"; do
   ( started=$SECONDS
-    [ "$priority" -eq 0 ] && export FLASKSTACK_CRITICAL_PATH=1
     nice -n "$priority" molecule test -s "$scenario" 2>&1 | sed -u "s/^/[$scenario] /" | tee "$logs/$scenario"
     status=${PIPESTATUS[0]}
     echo "$scenario $((SECONDS - started)) $status" >>"$logs/scenarios.tsv"

@@ -1,10 +1,8 @@
 """The machine-wide lock of the scenarios' tests (flaskstack_testlib), across
 real processes as the scenarios' workers take it: a measured window never
-overlaps a playbook run, and goes before the runs that arrive after it, but
-the critical path's."""
+overlaps a playbook run, and goes before the runs that arrive after it."""
 import fcntl
 import multiprocessing
-import os
 import pathlib
 import sys
 import time
@@ -13,14 +11,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import flaskstack_testlib  # noqa: E402
 
 
-def hold(kind, files, times, release=None, critical_path=False):
+def hold(kind, files, times, release=None):
     """In a process of its own (a worker): ask for the lock, note when it was
-    asked, granted and let go; hold it until `release` is set, if given. A run
-    of the critical path's scenario with `critical_path`."""
+    asked, granted and let go; hold it until `release` is set, if given."""
     flaskstack_testlib._LOCK_FILE, flaskstack_testlib._TURNSTILE_FILE = files
-    os.environ.pop("FLASKSTACK_CRITICAL_PATH", None)
-    if critical_path:
-        os.environ["FLASKSTACK_CRITICAL_PATH"] = "1"
     times[kind + " asked"] = time.monotonic()
     with flaskstack_testlib.machine_lock(exclusive=kind == "window"):
         times[kind] = time.monotonic()
@@ -71,34 +65,3 @@ def test_a_waiting_window_goes_before_runs_that_arrive_after_it_and_overlaps_non
         times = dict(times)
     assert times["window"] >= times["run released"], "a window overlapped a run"
     assert times["second run"] >= times["window released"], "a run overtook a waiting window"
-
-
-def test_the_critical_paths_runs_pass_a_waiting_window_but_never_overlap_one(tmp_path):
-    """A run holds the lock; a window asks for it; a run of the critical path
-    asks while the window waits, and gets the lock at once; the window comes
-    after both; then the critical path's next run waits for the window it finds
-    holding the lock."""
-    context = multiprocessing.get_context("fork")
-    files = (tmp_path / "lock", tmp_path / "turnstile")
-    with context.Manager() as manager:
-        times, release, hold_window = manager.dict(), manager.Event(), manager.Event()
-        first = context.Process(target=hold, args=("run", files, times, release))
-        first.start()
-        until(lambda: "run" in times, "the first run never got the lock")
-        window = context.Process(target=hold, args=("window", files, times, hold_window))
-        window.start()
-        until(lambda: turnstile_closed(files[1]), "the window never waited at the turnstile")
-        ahead = context.Process(target=hold, args=("critical run", files, times, None, True))
-        ahead.start()
-        until(lambda: "critical run released" in times, "the critical path's run waited for a window that was waiting")
-        release.set()
-        until(lambda: "window" in times, "the window never got the lock")
-        later = context.Process(target=hold, args=("later critical run", files, times, None, True))
-        later.start()
-        until(lambda: "later critical run asked" in times, "the critical path's later run never asked")
-        hold_window.set()
-        for process in (first, window, ahead, later):
-            process.join(20)
-        times = dict(times)
-    assert times["window"] >= max(times["run released"], times["critical run released"]), "a window overlapped a run"
-    assert times["later critical run"] >= times["window released"], "a run overlapped a window holding the lock"
