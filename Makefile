@@ -38,16 +38,13 @@ help:
 	@echo "make bench         provisioning and stack benchmarks, written to docs/benchmarks.md"
 	@echo "make collection    build the collection flaskstack.stack into .cache/collection/"
 
-# --no-compile: no bytecode for all 20,000 files (the ansible package's collections
-# are most of them); Python compiles the few hundred a run imports, on first use,
-# and a fresh clone's make test starts its scenarios about 25 s sooner.
 $(BIN)/.installed: requirements.txt
 	@[ -n "$(PYTHON)" ] || { echo "No Python 3.11, 3.12 or 3.13 runs from PATH: install one, or set PYTHON=/path/to/python3.x" >&2; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' || \
 	    { echo "$(PYTHON) is not Python 3.11-3.13, which ansible-core 2.19 needs" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --no-compile -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
 venv: $(BIN)/.installed
