@@ -187,8 +187,8 @@ def _scenario_host_names(config):
 @functools.lru_cache(maxsize=None)
 def _container_cpu_files(names):
     """The cgroup v1 CPU counters of these containers (named after their hosts)."""
-    found = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", *names], capture_output=True, text=True,
-                           check=False).stdout.split()
+    found = subprocess.run(["docker", "inspect", "--type", "container", "-f", "{{.Id}}", *names],
+                           capture_output=True, text=True, check=False).stdout.split()
     files = [pathlib.Path("/sys/fs/cgroup/cpuacct/docker", cid, "cpuacct.usage") for cid in found]
     return tuple(path for path in files if path.exists())
 
@@ -202,10 +202,12 @@ def _cpu_now(item):
               for field in ("ru_utime", "ru_stime"))
     containers = 0.0
     try:
-        for path in _container_cpu_files(_test_hosts(item)):
-            containers += int(path.read_text()) / 1e9
+        files = _container_cpu_files(_test_hosts(item))
     except Exception:  # noqa: BLE001 (whatever keeps the figure from being read)
-        pass
+        files = ()
+    for path in files:
+        with contextlib.suppress(OSError, ValueError):  # a container down at that moment
+            containers += int(path.read_text()) / 1e9
     return own, containers
 
 
@@ -223,9 +225,12 @@ def pytest_runtest_protocol(item, nextitem):
     started, (controller, containers) = time.monotonic(), _cpu_now(item)
     yield
     controller_after, containers_after = _cpu_now(item)
+    # A container restarted meanwhile (a reboot, a kill) starts its counter again: no figure then.
+    containers_cpu = containers_after - containers
     _append_record({"kind": "test", "scenario": os.environ.get("MOLECULE_SCENARIO_NAME", ""), "test": item.nodeid,
                     "seconds": round(time.monotonic() - started, 1), "cpu": round(controller_after - controller, 1),
-                    "container_cpu": round(containers_after - containers, 1), "ended_at": round(time.time(), 1)})
+                    "container_cpu": round(containers_cpu, 1) if containers_cpu >= 0 else None,
+                    "ended_at": round(time.time(), 1)})
 
 
 # --- The playbook -------------------------------------------------------------------------
@@ -346,6 +351,18 @@ def changed_tasks(output):
         elif line.startswith("changed:") and current not in changed:
             changed.append(current)
     return changed
+
+
+def skipped_tasks(output):
+    """Names of the tasks every host skipped, in order."""
+    outcomes, current = {}, None
+    for line in output.splitlines():
+        match = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\]", line)
+        if match:
+            current = match.group(1)
+        elif current and re.match(r"^(ok|changed|skipping|fatal|failed):", line):
+            outcomes.setdefault(current, set()).add(line.split(":", 1)[0])
+    return [name for name, seen in outcomes.items() if seen == {"skipping"}]
 
 
 def changed_items(output, name):

@@ -53,10 +53,11 @@ def table(runs, scenarios, count=10):
                      f"{run['hosts']:<12} {options:<24} {what}")
     if tests:
         lines.append("")
-        lines.append(f"the {count} costliest tests (CPU seconds: the controller's, their containers', "
-                     "then wall seconds; module fixtures count in their first test)")
-        for test in sorted(tests, key=lambda t: t["cpu"] + t["container_cpu"], reverse=True)[:count]:
-            lines.append(f"{test['cpu']:7.1f} {test['container_cpu']:7.1f} {test['seconds']:7.1f}  "
+        lines.append(f"the {count} costliest tests (CPU seconds: the controller's, their containers' (- where one "
+                     "restarted), then wall seconds; module fixtures count in their first test)")
+        for test in sorted(tests, key=lambda t: t["cpu"] + (t["container_cpu"] or 0), reverse=True)[:count]:
+            containers = "   -   " if test["container_cpu"] is None else f"{test['container_cpu']:7.1f}"
+            lines.append(f"{test['cpu']:7.1f} {containers} {test['seconds']:7.1f}  "
                          f"{test['scenario']:<13} {test['test'].split('::')[-1]}")
     return lines
 

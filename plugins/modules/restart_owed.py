@@ -74,11 +74,12 @@ options:
     default: []
   listings:
     description:
-      - Directories whose entries to report in RV(listings) (missing ones are left out), such as a
-        virtualenv's C(site-packages), whose C(NAME-VERSION.dist-info) entries say what is installed
-        there (the filter C(flaskstack.stack.pins_missing)) without starting its Python.
+      - Directories (absolute paths) whose entries to report in RV(listings), keyed by the path as
+        given (missing ones are left out), such as a virtualenv's C(site-packages), whose
+        C(NAME-VERSION.dist-info) entries say what is installed there (the filter
+        C(flaskstack.stack.pins_missing)) without starting its Python.
     type: list
-    elements: path
+    elements: str
     default: []
   started:
     description:
@@ -300,6 +301,11 @@ def name_of(lookup, number):
         return str(number)
 
 
+def directory_listings(paths):
+    """{path as given: its entries' names, sorted} for each path that is a directory."""
+    return {path: sorted(os.listdir(path)) for path in paths if os.path.isdir(path)}
+
+
 def marker_time(path):
     """When a reload last succeeded (its marker's mtime), or 0 if never."""
     try:
@@ -321,7 +327,7 @@ def run_module():
             "inputs": {"type": "dict"},
             "reloads": {"type": "dict", "default": {}},
             "files": {"type": "list", "elements": "path", "default": []},
-            "listings": {"type": "list", "elements": "path", "default": []},
+            "listings": {"type": "list", "elements": "str", "default": []},
             "started": {"type": "str", "choices": ["main", "newest_child"], "default": "main"},
         },
         mutually_exclusive=[("units", "inputs")],
@@ -372,7 +378,7 @@ def run_module():
                            if state == {"ActiveState": "active", "UnitFileState": "enabled"}]
     daemon_reload_owed = any(shown["NeedDaemonReload"] == "yes" for shown in properties.values())
     files = [state for state in (file_state(str(path)) for path in module.params["files"]) if state]
-    listings = {str(path): sorted(os.listdir(str(path))) for path in module.params["listings"] if os.path.isdir(str(path))}
+    listings = directory_listings(module.params["listings"])
     module.exit_json(changed=bool(stale), owed=bool(stale), stale=stale, states=states,
                      daemon_reload_owed=daemon_reload_owed, running_and_enabled=running_and_enabled, files=files,
                      listings=listings)

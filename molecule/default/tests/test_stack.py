@@ -9,7 +9,8 @@ import time
 import pytest
 from flaskstack_testlib import (APP_PORTS, CHECK_PORT, DB_NAME, DB_USER, DEFAULTS, HAPROXY_CONFIG, LISTEN_NAME,
                                 MYSQL_PORT, PROJECT, PROXY_PORT, SEEDED_TODOS, SERVER_MAXCONN, STATS_SOCKET, assert_succeeded,
-                                changed_items, changed_tasks, failure_text, recap, run_script, timing_window, wait_for)
+                                changed_items, changed_tasks, failure_text, recap, run_script, skipped_tasks, timing_window,
+                                wait_for)
 
 ROLE = PROJECT / "roles" / "flaskapp"
 PLAIN_TEXT_SERVER = pathlib.Path(__file__).parent / "plain_text_mysql.py"
@@ -264,6 +265,9 @@ def test_a_changed_app_file_is_restored_and_restarts_only_the_app(stack):
                                             "flaskapp : Start an instance per port and enable them at boot",
                                             "flaskapp : Restart the app"], failure_text(result)
     assert changed_items(result.stdout, "flaskapp : Restart the app") == [str(running)], failure_text(result)
+    # The virtualenv holds every pin: no pip run (the role reads its site-packages instead).
+    assert "flaskapp : Install the pinned requirements into the virtualenv" in skipped_tasks(result.stdout), \
+        failure_text(result)
     assert "# local edit" not in stack.host.file("/opt/flaskapp/app/app.py").content_string
     for unit, pid in pids.items():
         if unit.startswith("flaskapp@"):

@@ -109,7 +109,8 @@ def test_a_host_added_to_the_inventory_joins_the_group_with_the_data(stacks, add
     assert not stacks["db3"].host.exists("mysqld")
     primary.root_sql(f"INSERT INTO {DB_NAME}.todos (id, item, status) VALUES (98, 'before db3 joined', 'done')")
     inventory = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    (inventory / "db3-joins.yml").write_text("all:\n  children:\n    mysql:\n      hosts:\n        db3:\n")
+    # (Named test-added-*.yml: the scenario's destroy removes it, should this run be cut off.)
+    (inventory / "test-added-db3-joins.yml").write_text("all:\n  children:\n    mysql:\n      hosts:\n        db3:\n")
     run = run_playbook("--limit", "mysql:haproxy")
     assert run.returncode == 0, run.stdout[-3000:]
     assert wait_for(lambda: all_online(stacks), timeout=60, interval=1) is not None, members_seen_by(primary)

@@ -40,13 +40,18 @@ def test_the_costliest_runs_come_first_named_by_their_test():
 def test_the_costliest_tests_by_cpu_follow_the_runs():
     tests = [{"kind": "test", "scenario": "default", "test": f"tests/test_stack.py::{name}", "seconds": 5.0,
               "cpu": cpu, "container_cpu": containers}
-             for name, cpu, containers in (("test_cheap", 1.0, 2.0), ("test_dear", 3.0, 40.0), ("test_mid", 20.0, 1.0))]
+             for name, cpu, containers in (("test_cheap", 1.0, 2.0), ("test_dear", 3.0, 40.0), ("test_mid", 20.0, 1.0),
+                                           ("test_rebooted", 4.0, None))]
     lines = table([run(10.0, scenario="default"), *tests], [("default", 400, 0)], count=2)
     costliest = lines[len(lines) - 2:]
     assert [line.split()[-1] for line in costliest] == ["test_dear", "test_mid"]
     assert costliest[0].split()[:3] == ["3.0", "40.0", "5.0"]
     # Tests are not playbook runs: the scenario's line counts one run.
     assert lines[1].split()[2] == "1"
+    # A test whose container restarted has no container figure, and its controller's still counts.
+    rebooted = [line.split() for line in table([run(10.0, scenario="default"), *tests], [("default", 400, 0)], count=4)
+                if line.endswith("test_rebooted")]
+    assert rebooted and rebooted[0][:2] == ["4.0", "-"]
 
 
 def test_main_reads_the_files_make_test_leaves(tmp_path, capsys):

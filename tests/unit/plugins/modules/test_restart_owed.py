@@ -8,7 +8,8 @@ import subprocess
 import time
 
 from ansible_collections.flaskstack.stack.plugins.modules.restart_owed import (
-    boot_time, children, file_state, marker_time, newest_mtime, parse_show, process_start, stale_inputs)
+    boot_time, children, directory_listings, file_state, marker_time, newest_mtime, parse_show, process_start,
+    stale_inputs)
 
 
 def test_a_process_start_is_placed_to_a_few_hundredths_of_a_second():
@@ -96,3 +97,14 @@ def test_a_directory_is_reported_without_a_checksum(tmp_path):
     (tmp_path / "conf.d").mkdir(mode=0o750)
     state = file_state(str(tmp_path / "conf.d"))
     assert state["isdir"] is True and state["isreg"] is False and state["mode"] == "0750" and "checksum" not in state
+
+
+def test_a_listing_is_keyed_by_the_path_as_given_and_leaves_out_what_is_no_directory(tmp_path):
+    """The role looks its listing up by the string it passed: no expansion, no normalisation."""
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    (site / "flask-3.1.3.dist-info").mkdir(parents=True)
+    (site / "flask").mkdir()
+    (site / "README.txt").write_text("")
+    given = f"{tmp_path}//lib/python3.11/site-packages"
+    assert directory_listings([given, str(tmp_path / "missing"), str(site / "README.txt")]) == {
+        given: ["README.txt", "flask", "flask-3.1.3.dist-info"]}
