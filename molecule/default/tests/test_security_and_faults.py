@@ -279,8 +279,10 @@ def test_the_originals_grant_all_is_opt_in_idempotent_and_a_rerun_restores_only_
         assert all(stack.host.service(unit).is_enabled for unit in units)
     finally:
         stack.root_sql(f"UPDATE {DB_NAME}.todos SET status = '{SEEDED_TODOS['1']['status']}' WHERE id = 1")
-        stack.root_sql(f"INSERT IGNORE INTO {DB_NAME}.todos (id, item, status) VALUES "
-                       f"(2, '{SEEDED_TODOS['2']['item']}', '{SEEDED_TODOS['2']['status']}')")
+        # The table has no key on id (the original's schema): insert row 2 only where it is missing.
+        stack.root_sql(f"INSERT INTO {DB_NAME}.todos (id, item, status) SELECT 2, "
+                       f"'{SEEDED_TODOS['2']['item']}', '{SEEDED_TODOS['2']['status']}' FROM DUAL "
+                       f"WHERE NOT EXISTS (SELECT 1 FROM {DB_NAME}.todos WHERE id = 2)")
         stack.root_sql(f"DROP USER IF EXISTS {', '.join(USERS_ACCOUNTS + PASSWORD_LESS_ACCOUNTS + [LOCKED_ACCOUNT])}")
         stack.host.run("systemctl enable --quiet %s %s %s", *units)
         stack.host.run("chmod 0640 %s && chmod 0755 %s", EXPORTER_CREDENTIALS, drop_ins)
