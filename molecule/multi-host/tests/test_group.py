@@ -14,8 +14,8 @@ import time
 
 import pytest
 from conftest import MEMBERS, MEMBERS_SQL, primary_of, server_of
-from flaskstack_testlib import (CHECK_PORT, DB_NAME, DEFAULTS, HAPROXY_CONFIG, PROXY_PORT, failure_message, recap,
-                                run_playbook, wait_for)
+from flaskstack_testlib import (CHECK_PORT, DB_NAME, DEFAULTS, HAPROXY_CONFIG, PROXY_PORT, changed_tasks, failure_message,
+                                recap, run_playbook, wait_for)
 from test_multi_host import probe
 
 WRITER_SCRIPT = pathlib.Path(__file__).parent / "acked_writes.py"
@@ -113,6 +113,10 @@ def test_a_host_added_to_the_inventory_joins_the_group_with_the_data(stacks, add
     (inventory / "test-added-db3-joins.yml").write_text("all:\n  children:\n    mysql:\n      hosts:\n        db3:\n")
     run = run_playbook("--limit", "mysql:haproxy")
     assert run.returncode == 0, run.stdout[-3000:]
+    # Its server's packages came from the first play, which installs every tier's at once.
+    first_play = run.stdout.split("PLAY [Install every tier's packages]")[1].split("PLAY [")[0]
+    assert "changed: [db3]" in first_play and any(
+        name.endswith("Install the packages the host lacks") for name in changed_tasks(first_play)), first_play[-3000:]
     assert wait_for(lambda: all_online(stacks), timeout=60, interval=1) is not None, members_seen_by(primary)
     db3 = stacks["db3"]
     cloned = db3.root_sql("SELECT STATE, SOURCE FROM performance_schema.clone_status")
