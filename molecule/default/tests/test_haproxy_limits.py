@@ -156,36 +156,40 @@ def live_reconfigure(stack):
                    f"INSERT INTO {PROBE_TABLE} VALUES (1)")
     with contextlib.ExitStack() as lowered:
         lowered.callback(stack.root_sql, f"DROP TABLE IF EXISTS {PROBE_TABLE}")
-        # A measured window (how soon the limit holds, how long requests wait),
-        # across the traffic, the session, the rerun and the steady state after
-        # it: taken first, so that no traffic runs while it waits for the machine.
-        with timing_window(), stack.steady_reads() as record["traffic_lowering"], \
-                stack.steady_reads(streams=SLEEP_STREAMS, path=STEADY_SLEEP) as record["sleeps_lowering"], \
-                stack.app_sessions_sampled(excluding=PROBE_TABLE.split(".")[1]) as record["sessions_lowering"]:
-            with stack.table_locked(PROBE_TABLE) as release:
-                session.start()
-                record["session_waiting_after"] = wait_for(lambda: stack.root_sql(WAITING_ON_PROBE) == "1", 15,
-                                                           interval=0.2)
-                watcher = threading.Thread(target=let_go_after_the_reload, args=(release,))
-                watcher.start()
-                change = lowered.enter_context(stack.reconfigured(
-                    "--tags", "haproxy", expect_success=False, haproxy_server_maxconn=LOWERED_MAXCONN,
-                    haproxy_stats_page_enabled="true", haproxy_stats_page_password=STATS_PAGE_TEST_PASSWORD))
-                record["rerun_end"] = time.monotonic()
-                rerun_over.set()  # (in case the run never reloaded)
-                watcher.join()
-                record["config_during"] = stack.host.file(HAPROXY_CONFIG).content_string
-                record["pids_after"] = stack.unit_pids()
-                session.join()
-                if change.result.returncode == 0:
-                    record["drained_after"] = drain(stack, record["rerun_end"], record["hard_stop"])
-                    # The traffic and the count go on past the bound: the steady state at the new limit.
-                    record["reload_at"] = task_start_times(change.result.stdout)[RELOAD]
-                    while time.time() < record["reload_at"] + LIMIT_IN_FORCE_WITHIN + STEADY_SECONDS:
-                        time.sleep(0.2)
+        # One measured window (how soon the limit holds, how long requests wait,
+        # then a burst at the lowered limit) across the traffic, the session, the
+        # rerun, the steady state after it and the burst once the traffic stopped:
+        # taken first, so that no traffic runs while it waits for the machine, and
+        # once, since each wait holds every other scenario's runs back.
+        with timing_window():
+            with stack.steady_reads() as record["traffic_lowering"], \
+                    stack.steady_reads(streams=SLEEP_STREAMS, path=STEADY_SLEEP) as record["sleeps_lowering"], \
+                    stack.app_sessions_sampled(excluding=PROBE_TABLE.split(".")[1]) as record["sessions_lowering"]:
+                with stack.table_locked(PROBE_TABLE) as release:
+                    session.start()
+                    record["session_waiting_after"] = wait_for(lambda: stack.root_sql(WAITING_ON_PROBE) == "1", 15,
+                                                               interval=0.2)
+                    watcher = threading.Thread(target=let_go_after_the_reload, args=(release,))
+                    watcher.start()
+                    change = lowered.enter_context(stack.reconfigured(
+                        "--tags", "haproxy", expect_success=False, haproxy_server_maxconn=LOWERED_MAXCONN,
+                        haproxy_stats_page_enabled="true", haproxy_stats_page_password=STATS_PAGE_TEST_PASSWORD))
+                    record["rerun_end"] = time.monotonic()
+                    rerun_over.set()  # (in case the run never reloaded)
+                    watcher.join()
+                    record["config_during"] = stack.host.file(HAPROXY_CONFIG).content_string
+                    record["pids_after"] = stack.unit_pids()
+                    session.join()
+                    if change.result.returncode == 0:
+                        record["drained_after"] = drain(stack, record["rerun_end"], record["hard_stop"])
+                        # The traffic and the count go on past the bound: the steady state at the new limit.
+                        record["reload_at"] = task_start_times(change.result.stdout)[RELOAD]
+                        while time.time() < record["reload_at"] + LIMIT_IN_FORCE_WITHIN + STEADY_SECONDS:
+                            time.sleep(0.2)
+            if change.result.returncode == 0:
+                # Inside the window: measure_concurrent_sleeps's own is this one.
+                record["observed"] = measure_concurrent_sleeps(stack, LOWERED_REQUESTS)
         if change.result.returncode == 0:
-            # The measured window outside the shared lock, so that it is exclusive.
-            record["observed"] = measure_concurrent_sleeps(stack, LOWERED_REQUESTS)
             record["stats_page_addresses"] = stack.listening_addresses(STATS_PAGE_PORT)
             page = f"http://127.0.0.1:{STATS_PAGE_PORT}/"
             record["stats_page_anonymous"] = stack.host.check_output("curl -s -o /dev/null -w '%%{http_code}' %s",
