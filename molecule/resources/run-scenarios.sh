@@ -15,6 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 export FLASKSTACK_RUN_LOG="$logs/playbook-runs.jsonl"
+# One module payload cache for every run (callback_plugins/flaskstack_lean_runs.py).
+export FLASKSTACK_ANSIBALLZ_CACHE="$logs/ansiballz"
 export ANSIBLE_CALLBACK_PLUGINS="$here/callback_plugins${ANSIBLE_CALLBACK_PLUGINS:+:$ANSIBLE_CALLBACK_PLUGINS}"
 # The machine's CPU time (busy, idle with I/O wait, stolen by the hypervisor), in
 # ticks: whether the scenarios were short of CPU or waited on each other.
