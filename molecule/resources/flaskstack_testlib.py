@@ -114,32 +114,21 @@ _LOCK_FILE = PROJECT / ".cache" / "test-machine.lock"
 # playbook runs that arrive later wait behind it instead of starving it.
 _TURNSTILE_FILE = PROJECT / ".cache" / "test-machine.turnstile"
 _held = []
-# Whether this scenario's playbook runs hold measured windows back: a scenario's
-# conftest.py may say not (the multi-host scenario's does, and why).
-RUNS_HOLD_WINDOWS_BACK = True
 
 
 @contextlib.contextmanager
-def machine_lock(exclusive, hold_windows_back=True):
+def machine_lock(exclusive):
     """A lock across every test process on this machine: timing-sensitive windows
     take it exclusively, playbook runs (the heavy work) shared, so a measured
     window never overlaps another worker's playbook run or measured window.
     Windows go first: once one waits, new playbook runs queue behind it (letting
     them pass while it waits, measured, crowds the critical path's runs with the
-    other scenarios'). A run that holds no window back (hold_windows_back=False)
-    only waits out a window in force: it neither queues behind a waiting window
-    nor makes one wait for it. Yields the seconds it waited."""
+    other scenarios'). Yields the seconds it waited."""
     if _held:  # this process holds it already (a rerun inside a measured window)
         yield 0.0
         return
     asked = time.monotonic()
     _LOCK_FILE.parent.mkdir(exist_ok=True)
-    if not (exclusive or hold_windows_back):
-        with open(_LOCK_FILE, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_SH)  # granted once no window holds the lock
-            fcntl.flock(lock, fcntl.LOCK_UN)
-        yield time.monotonic() - asked
-        return
     with open(_TURNSTILE_FILE, "a") as turnstile, open(_LOCK_FILE, "a") as lock:
         fcntl.flock(turnstile, fcntl.LOCK_EX)
         if not exclusive:
@@ -254,7 +243,7 @@ def run_playbook(*args, inventory=None, extra_inventories=(), playbook="site.yml
     inventory = inventory or os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     sources = [option for source in (inventory, *extra_inventories) for option in ("-i", str(source))]
     path = PROJECT / playbook if "/" in playbook else PROJECT / "playbooks" / playbook
-    with machine_lock(exclusive=False, hold_windows_back=RUNS_HOLD_WINDOWS_BACK) as waited:
+    with machine_lock(exclusive=False) as waited:
         result = subprocess.run(
             ["ansible-playbook", *sources, str(path), *args],
             capture_output=True, text=True, check=False, env={**_playbook_env(waited), **(env or {})})
@@ -302,7 +291,7 @@ def interrupted_playbook(*args, after_change_of):
     its handlers. Returns (output so far, whether the task changed)."""
     inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
     lines, current, cut = [], None, False
-    with machine_lock(exclusive=False, hold_windows_back=RUNS_HOLD_WINDOWS_BACK) as waited:
+    with machine_lock(exclusive=False) as waited:
         started = time.monotonic()
         process = subprocess.Popen(
             ["ansible-playbook", "-i", inventory, str(PROJECT / "playbooks" / "site.yml"), *args],

@@ -11,20 +11,11 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "resources"))
-import flaskstack_testlib  # noqa: E402
 # The observe fixture and its report at the end of the run, for this scenario too.
 from flaskstack_testlib import (DB_USER, Stack, changed_tasks, extra_vars_args, observe,  # noqa: E402,F401
                                 pytest_runtest_protocol, pytest_terminal_summary, run_playbook)
 
 NAMES = ("db1", "db2", "db3", "lb1", "app1", "app2")
-
-# This scenario's runs wait out a measured window in force but hold none back: its
-# tests run one after another on the suite's critical path, and its runs are the
-# suite's longest (a six-host rerun takes up to two minutes under load), so a
-# window waiting for one held every scenario's new runs back all that time. One in
-# flight as a window begins goes on in it: load of the kind this scenario's traffic
-# tests have always put beside the windows.
-flaskstack_testlib.RUNS_HOLD_WINDOWS_BACK = False
 
 
 @pytest.fixture(scope="session")
