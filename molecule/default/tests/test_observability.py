@@ -59,7 +59,14 @@ def queued(stack):
     record["app_sessions"] = int(stack.root_sql(APP_SESSIONS))
     # The queued ones run once the first have slept: two rounds, then their log lines.
     record["drained_after"] = wait_for(lambda: int(stack.server()["scur"]) <= held, 4 * SLEEP_SECONDS)
-    record["log"] = stack.host.check_output("journalctl -u haproxy --since @%s --no-pager -o cat", since)
+
+    def logged_every_session():
+        record["log"] = stack.host.check_output("journalctl -u haproxy --since @%s --no-pager -o cat", since)
+        return len([line for line in record["log"].splitlines() if TCP_LOG_LINE.search(line)]) >= sessions
+
+    # A session's line reaches the journal a moment after it ends (under load, after
+    # the drain was seen): the test reads the log once every line is in, or at 10 s.
+    wait_for(logged_every_session, 10, interval=0.2)
     return record
 
 
