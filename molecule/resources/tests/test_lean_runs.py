@@ -44,20 +44,23 @@ def payloads(cache):
 
 
 def test_module_payloads_are_shared_by_runs_with_the_same_collection_paths_only(playbook, tmp_path):
-    cache = tmp_path / "ansiballz"
+    cache, ping = tmp_path / "ansiballz", ["ansible.modules.ping-ZIP_DEFLATED-none"]
     for collections in "ab":
         (tmp_path / collections / "ansible_collections").mkdir(parents=True)
-    run(playbook, tmp_path, FLASKSTACK_ANSIBALLZ_CACHE=str(cache), ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "a"))
+
+    def run_with_collections_in(collections):
+        run(playbook, tmp_path, FLASKSTACK_ANSIBALLZ_CACHE=str(cache), ANSIBLE_COLLECTIONS_PATH=str(tmp_path / collections))
+
+    run_with_collections_in("a")
     first = payloads(cache)
-    assert [names for names in first.values()] == [["ansible.modules.ping-ZIP_DEFLATED-none"]], first
+    assert list(first.values()) == [ping], first
     # Built once: the next run with the same paths reads it, the file unchanged.
-    payload = next(cache.iterdir()) / "ansible.modules.ping-ZIP_DEFLATED-none"
+    payload = cache / next(iter(first)) / ping[0]
     built = payload.stat().st_mtime_ns
-    run(playbook, tmp_path, FLASKSTACK_ANSIBALLZ_CACHE=str(cache), ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "a"))
+    run_with_collections_in("a")
     assert payloads(cache) == first and payload.stat().st_mtime_ns == built
     # Another collection search path (an installed copy of a collection): a folder of its own.
-    run(playbook, tmp_path, FLASKSTACK_ANSIBALLZ_CACHE=str(cache), ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "b"))
-    assert len(payloads(cache)) == 2 and all(names == first[next(iter(first))] for names in payloads(cache).values())
+    run_with_collections_in("b")
+    assert list(payloads(cache).values()) == [ping, ping], payloads(cache)
     # Each run removed its own temporary folder, with the link in it, and left the shared one.
     assert list((tmp_path / "local").iterdir()) == []
-
