@@ -30,8 +30,8 @@ def run(playbook, tmp_path, **environment):
     env = {**os.environ, "ANSIBLE_CALLBACK_PLUGINS": str(PLUGINS), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "local"),
            **environment}
     env.pop("FLASKSTACK_RUN_LOG", None)
-    result = subprocess.run(["ansible-playbook", "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}",
-                             str(playbook)],
+    result = subprocess.run(["ansible-playbook", "-i", "localhost,",
+                             "-e", f"ansible_python_interpreter={sys.executable}", str(playbook)],
                             capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -49,7 +49,8 @@ def test_module_payloads_are_shared_by_runs_with_the_same_collection_paths_only(
         (tmp_path / collections / "ansible_collections").mkdir(parents=True)
 
     def run_with_collections_in(collections):
-        run(playbook, tmp_path, FLASKSTACK_ANSIBALLZ_CACHE=str(cache), ANSIBLE_COLLECTIONS_PATH=str(tmp_path / collections))
+        run(playbook, tmp_path, FLASKSTACK_ANSIBALLZ_CACHE=str(cache),
+            ANSIBLE_COLLECTIONS_PATH=str(tmp_path / collections))
 
     run_with_collections_in("a")
     first = payloads(cache)
