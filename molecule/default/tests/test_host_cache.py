@@ -104,11 +104,17 @@ def test_an_hour_of_health_checks_leaves_the_proxy_host_unblocked(stack, observe
 
         assert host_cache_errors(stack, address) in ((0, 0), "unseen")
         assert stack.mysql_status("Aborted_connects") == aborted, "a check counted as an aborted connect"
-        login = stack.app_sql_result("SELECT 1")
+        # A blocked host refuses every login for good; a login lost to a check that
+        # timed out under load (the server DOWN for a moment) succeeds again soon.
+        logins = []
+        waited = wait_for(lambda: logins.append(stack.app_sql_result("SELECT 1")) or logins[-1].rc == 0, 10)
+        failures = [login.stderr.strip() for login in logins if login.rc != 0]
         observe(f"[{stack.name}] {stack.flavor}, skip_name_resolve off, max_connect_errors {MAX_CONNECT_ERRORS}: "
                 f"{checks} checks of {address} in {seconds:.0f} s (about {checks * 2 / 3600:.1f} h at 2 s), "
-                f"then a new login through HAProxy: {'ok' if login.rc == 0 else login.stderr.strip()}")
-        assert login.rc == 0, login.stderr
+                f"then a new login through HAProxy: {'ok' if waited is not None else failures[-1]}"
+                + (f" after {len(failures)} failed ({failures[0]})" if failures else ""))
+        assert waited is not None, f"no login through HAProxy within 10 s: {failures[-3:]}"
+        assert not [failure for failure in failures if BLOCKED in failure], failures
         # One check in thousands may time out on a loaded machine (L7TOUT, seen in CI);
         # a blocked host would fail every check (L7STS) and never come back to L7OK.
         statuses = []
